@@ -1,0 +1,1350 @@
+//! The cart facade: [`Carts`] (shared, one per app) and [`Cart`] (one per request).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rust_decimal::Decimal;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use crate::config::{CartConfig, CartsBuilder};
+use crate::discount::{normalize_code, Discount, NewDiscount};
+use crate::error::CartError;
+use crate::events::CartEvent;
+use crate::money;
+use crate::product::{product_ref, Product, ProductRef};
+use crate::serial::CartPayload;
+use crate::session::SessionAdapter;
+use crate::shipping::ShippingOption;
+use crate::store::{AddOutcome, CartRecord, Locked, Snapshot, Store, Write, WriteOutcome};
+
+/// The most units one line can ever hold, whatever the configuration.
+pub const QUANTITY_LIMIT: i64 = 1_000_000_000;
+
+/// The most lines one `add_bulk` or restored payload may carry.
+pub const BATCH_LIMIT: usize = 1000;
+
+/// A cart's database id. It never appears in URLs or responses of the bundled router.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct CartId(i64);
+
+impl CartId {
+    /// The integer value.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// A cart id from its integer value; `None` unless positive.
+    pub fn new(id: i64) -> Option<CartId> {
+        (id > 0).then_some(CartId(id))
+    }
+
+    /// Parses a stored id: a plain positive ASCII decimal integer, nothing else.
+    pub fn parse(text: &str) -> Option<CartId> {
+        crate::product::parse_plain_int(text).and_then(CartId::new)
+    }
+
+    pub(crate) fn from_db(id: i64) -> CartId {
+        CartId(id)
+    }
+}
+
+impl fmt::Debug for CartId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CartId({})", self.0)
+    }
+}
+
+impl fmt::Display for CartId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One line of a cart: a product, how many, at what unit price.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Line {
+    /// The product.
+    pub product: ProductRef,
+    /// Units, at least 1.
+    pub quantity: i64,
+    /// Price of one unit, two decimal places.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub unit_price: Decimal,
+}
+
+impl Line {
+    /// A line. Nothing is checked here; the cart checks lines when they are written.
+    pub fn new(product: ProductRef, quantity: i64, unit_price: Decimal) -> Line {
+        Line { product, quantity, unit_price }
+    }
+
+    /// `quantity × unit_price`, two decimal places.
+    pub fn total_price(&self) -> Decimal {
+        money::cents(Decimal::from(self.quantity) * self.unit_price)
+    }
+}
+
+/// A line with its product loaded from the catalogue.
+#[derive(Clone)]
+pub struct LoadedLine {
+    /// The line.
+    pub line: Line,
+    /// The product, or `None` if the catalogue no longer has it (or no catalogue is set).
+    pub product: Option<Arc<dyn Product>>,
+}
+
+impl LoadedLine {
+    /// The product's name, or `"kind #id"` when the product is gone.
+    pub fn name(&self) -> String {
+        match &self.product {
+            Some(p) => p.name(),
+            None => format!("{} #{}", self.line.product.kind(), self.line.product.id()),
+        }
+    }
+}
+
+impl fmt::Debug for LoadedLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedLine")
+            .field("line", &self.line)
+            .field("product", &self.product.as_ref().map(|p| p.name()))
+            .finish()
+    }
+}
+
+/// What a tax or shipping calculator sees of a cart.
+#[derive(Debug, Clone)]
+pub struct CartView {
+    lines: Arc<[Line]>,
+    subtotal: Decimal,
+    discount: Decimal,
+    discount_code: Option<String>,
+}
+
+impl CartView {
+    /// A view of these lines with no discount: for testing a calculator.
+    ///
+    /// ```
+    /// use axum_cart::{CartView, Line, ProductRef};
+    /// use rust_decimal::Decimal;
+    /// let view = CartView::from_lines(vec![Line::new(ProductRef::new("book", 1).unwrap(), 2, Decimal::new(999, 2))]);
+    /// assert_eq!(view.subtotal().to_string(), "19.98");
+    /// assert_eq!(view.count(), 2);
+    /// ```
+    pub fn from_lines(lines: Vec<Line>) -> CartView {
+        let subtotal = subtotal(&lines);
+        CartView { lines: lines.into(), subtotal, discount: money::cents(Decimal::ZERO), discount_code: None }
+    }
+
+    /// The lines.
+    pub fn lines(&self) -> &[Line] {
+        &self.lines
+    }
+
+    /// Σ quantity × unit_price, before any discount.
+    pub fn subtotal(&self) -> Decimal {
+        self.subtotal
+    }
+
+    /// The discount currently taken off (0.00 if none or no longer valid).
+    pub fn discount(&self) -> Decimal {
+        self.discount
+    }
+
+    /// The applied discount code.
+    pub fn discount_code(&self) -> Option<&str> {
+        self.discount_code.as_deref()
+    }
+
+    /// Total units.
+    pub fn count(&self) -> i64 {
+        self.lines.iter().map(|l| l.quantity).sum()
+    }
+}
+
+fn subtotal(lines: &[Line]) -> Decimal {
+    money::cents(lines.iter().map(|l| Decimal::from(l.quantity) * l.unit_price).sum())
+}
+
+/// Every figure of a cart at once, for a page or a JSON body.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Totals {
+    /// Total units.
+    pub count: i64,
+    /// Distinct products.
+    pub unique_count: usize,
+    /// Σ quantity × unit_price.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub subtotal: Decimal,
+    /// The applied discount code.
+    pub discount_code: Option<String>,
+    /// The amount the discount takes off.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub discount: Decimal,
+    /// Tax.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub tax: Decimal,
+    /// Shipping.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub shipping: Decimal,
+    /// subtotal − discount + tax + shipping, never below 0.00.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub total: Decimal,
+    /// Whether the cart has been checked out.
+    pub checked_out: bool,
+}
+
+/// The result of a checkout: what was ordered, at which prices.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Order {
+    /// The checked-out cart: a stable key for the app's own order row.
+    pub cart_id: CartId,
+    /// The lines as checked out.
+    pub lines: Vec<Line>,
+    /// The figures as checked out.
+    pub totals: Totals,
+    /// `false` when the cart had already been checked out (a retry): nothing changed.
+    pub placed_now: bool,
+}
+
+/// How `merge` combines a product that is in both carts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MergeStrategy {
+    /// old + new (the default).
+    #[default]
+    Add,
+    /// new.
+    Replace,
+    /// max(old, new).
+    KeepHigher,
+}
+
+impl std::str::FromStr for MergeStrategy {
+    type Err = CartError;
+    fn from_str(s: &str) -> Result<Self, CartError> {
+        match s {
+            "add" => Ok(MergeStrategy::Add),
+            "replace" => Ok(MergeStrategy::Replace),
+            "keep_higher" => Ok(MergeStrategy::KeepHigher),
+            other => Err(CartError::InvalidPayload(format!(
+                "Invalid merge strategy '{other}'. Must be 'add', 'replace', or 'keep_higher'."
+            ))),
+        }
+    }
+}
+
+/// What `merge` (or `login`) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MergeReport {
+    /// Lines written into the target.
+    pub merged: usize,
+    /// Source lines left out because their product no longer exists.
+    pub skipped: Vec<ProductRef>,
+    /// Whether the source's discount moved to the target.
+    pub discount_moved: bool,
+}
+
+/// Options of [`Cart::add_with`].
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct AddOptions {
+    validate_price: bool,
+    check_inventory: bool,
+}
+
+impl AddOptions {
+    /// No checks (the default of [`Cart::add`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Refuse a unit price that differs from [`Product::price`] ([`CartError::PriceMismatch`]).
+    pub fn validate_price(mut self) -> Self {
+        self.validate_price = true;
+        self
+    }
+
+    /// Ask the inventory checker for the line's resulting quantity first
+    /// ([`CartError::InsufficientStock`]).
+    pub fn check_inventory(mut self) -> Self {
+        self.check_inventory = true;
+        self
+    }
+}
+
+pub(crate) struct CartsInner {
+    pub(crate) store: Store,
+    pub(crate) config: CartConfig,
+    pub(crate) events: broadcast::Sender<CartEvent>,
+}
+
+/// The app's cart service: store, settings and event channel. Cheap to clone; build one at
+/// start-up with [`Carts::builder`] and share it.
+///
+/// ```
+/// # async fn demo() -> Result<(), axum_cart::CartError> {
+/// use axum_cart::{Carts, MemorySession, ProductRef};
+/// use rust_decimal::Decimal;
+///
+/// let carts = Carts::connect("sqlite::memory:").await?;
+/// carts.migrate().await?;
+///
+/// let mut cart = carts.open(MemorySession::default()).await?;
+/// let book = ProductRef::new("book", 42)?;
+/// cart.add(&book, Decimal::new(1250, 2), 2).await?;
+/// assert_eq!(cart.count().await?, 2);
+/// assert_eq!(cart.total().await?.to_string(), "25.00");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Carts {
+    pub(crate) inner: Arc<CartsInner>,
+}
+
+impl fmt::Debug for Carts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Carts")
+            .field("store", &self.inner.store)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Carts {
+    /// Starts the configuration of a cart service on this store (or pool).
+    pub fn builder(store: impl Into<Store>) -> CartsBuilder {
+        CartsBuilder::new(store.into())
+    }
+
+    /// A cart service with default settings on the database at `url`.
+    pub async fn connect(url: &str) -> Result<Carts, CartError> {
+        Ok(Carts::builder(Store::connect(url).await?).build())
+    }
+
+    /// Creates or updates the cart tables. See [`Store::migrate`].
+    pub async fn migrate(&self) -> Result<(), CartError> {
+        self.inner.store.migrate().await
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CartConfig {
+        &self.inner.config
+    }
+
+    /// Receives every [`CartEvent`] sent from now on, after its change has committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<CartEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The cart of the visitor whose session this is: `Cart(request)`.
+    ///
+    /// No row is created until the first change; a session pointing at a cart that is gone
+    /// or checked out gets a fresh cart.
+    pub async fn open(&self, session: impl SessionAdapter) -> Result<Cart, CartError> {
+        let session: Arc<dyn SessionAdapter> = Arc::new(session);
+        let id = session.cart_id().await.map_err(|e| CartError::Session(e.to_string()))?;
+        Ok(self.facade(Some(session), id.map_or(Binding::None, Binding::Unverified)))
+    }
+
+    /// A facade over an existing cart, tied to no session (admin pages, background jobs,
+    /// the user's cart in a login merge).
+    pub fn cart(&self, id: CartId) -> Cart {
+        self.facade(None, Binding::Open(id))
+    }
+
+    /// A new cart tied to no session; its row is created by the first change.
+    pub fn new_cart(&self) -> Cart {
+        self.facade(None, Binding::None)
+    }
+
+    fn facade(&self, session: Option<Arc<dyn SessionAdapter>>, binding: Binding) -> Cart {
+        Cart {
+            carts: self.clone(),
+            session,
+            state: Mutex::new(State { binding, snap: None, tax: None, shipping: None }),
+        }
+    }
+
+    /// All carts of a user, newest first, checked-out ones included (order history).
+    pub async fn user_carts(&self, user_id: &str) -> Result<Vec<CartRecord>, CartError> {
+        self.inner.store.backend.user_carts(user_id, false).await
+    }
+
+    /// The user's open carts, newest first: what a login merge looks at.
+    pub async fn active_user_carts(&self, user_id: &str) -> Result<Vec<CartRecord>, CartError> {
+        self.inner.store.backend.user_carts(user_id, true).await
+    }
+
+    /// Creates a discount code. The rules of [`NewDiscount::validate`] are checked here and
+    /// by the database; a code that exists already (in any case) is refused.
+    pub async fn create_discount(&self, discount: NewDiscount) -> Result<Discount, CartError> {
+        let discount = discount.validate()?;
+        self.inner.store.backend.create_discount(&discount).await
+    }
+
+    /// Every discount, by code.
+    pub async fn discounts(&self) -> Result<Vec<Discount>, CartError> {
+        self.inner.store.backend.list_discounts().await
+    }
+
+    /// One discount by code (trimmed, any case).
+    pub async fn discount(&self, code: &str) -> Result<Option<Discount>, CartError> {
+        match normalize_code(code) {
+            Ok(code) => self.inner.store.backend.discount_by_code(&code).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Switches a code off (or on again). `false` if there is no such code.
+    pub async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError> {
+        match normalize_code(code) {
+            Ok(code) => self.inner.store.backend.set_discount_active(&code, active).await,
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn emit(&self, events: Vec<CartEvent>) {
+        for event in events {
+            // No subscriber is not an error.
+            let _ = self.inner.events.send(event);
+        }
+    }
+}
+
+/// Where the facade stands with its cart row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Binding {
+    /// No row yet: the first change creates one.
+    None,
+    /// An id from the session, not yet read: it may be gone or checked out.
+    Unverified(CartId),
+    /// An open cart.
+    Open(CartId),
+    /// A checked-out cart: changes are refused.
+    Closed(CartId),
+}
+
+impl Binding {
+    fn id(self) -> Option<CartId> {
+        match self {
+            Binding::None => None,
+            Binding::Unverified(id) | Binding::Open(id) | Binding::Closed(id) => Some(id),
+        }
+    }
+}
+
+struct State {
+    binding: Binding,
+    snap: Option<Arc<Snapshot>>,
+    tax: Option<Decimal>,
+    shipping: Option<Decimal>,
+}
+
+/// One visitor's cart: the facade handlers use.
+///
+/// Reads (`count`, `summary`, `total`, …) load the cart and its lines in one query and keep
+/// them, with the tax and shipping figures, until the next change made through this value.
+/// Changes are single atomic statements (`add`) or short locked transactions (everything
+/// else), and are refused once the cart is checked out.
+pub struct Cart {
+    carts: Carts,
+    session: Option<Arc<dyn SessionAdapter>>,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for Cart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cart").field("binding", &self.binding()).finish_non_exhaustive()
+    }
+}
+
+fn empty_snapshot() -> Arc<Snapshot> {
+    Arc::new(Snapshot {
+        id: CartId(0),
+        checked_out: false,
+        user_id: None,
+        discount: None,
+        created_at: 0,
+        updated_at: 0,
+        lines: Vec::new(),
+    })
+}
+
+impl Cart {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is only ever replaced whole, so a poisoned lock still holds valid data.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn binding(&self) -> Binding {
+        self.lock().binding
+    }
+
+    fn config(&self) -> &CartConfig {
+        &self.carts.inner.config
+    }
+
+    fn invalidate(&self, binding: Binding) {
+        let mut st = self.lock();
+        st.binding = binding;
+        st.snap = None;
+        st.tax = None;
+        st.shipping = None;
+    }
+
+    /// The cart's id, once it has a row.
+    pub async fn id(&self) -> Result<Option<CartId>, CartError> {
+        self.snapshot().await?;
+        Ok(self.binding().id())
+    }
+
+    /// The service this cart belongs to.
+    pub fn carts(&self) -> &Carts {
+        &self.carts
+    }
+
+    async fn snapshot(&self) -> Result<Arc<Snapshot>, CartError> {
+        let binding = {
+            let st = self.lock();
+            if let Some(snap) = &st.snap {
+                return Ok(snap.clone());
+            }
+            st.binding
+        };
+        let (binding, snap) = match binding.id() {
+            None => (Binding::None, empty_snapshot()),
+            Some(id) => match self.carts.inner.store.backend.load(id).await? {
+                None => (Binding::None, empty_snapshot()),
+                Some(s) if s.checked_out => match binding {
+                    // A stale session id: this visitor gets a fresh cart.
+                    Binding::Unverified(_) => (Binding::None, empty_snapshot()),
+                    _ => (Binding::Closed(id), Arc::new(s)),
+                },
+                Some(s) => (Binding::Open(id), Arc::new(s)),
+            },
+        };
+        let mut st = self.lock();
+        st.binding = binding;
+        st.snap = Some(snap.clone());
+        Ok(snap)
+    }
+
+    /// Reads the cart again from the database, dropping what this value had cached.
+    pub async fn refresh(&self) -> Result<(), CartError> {
+        let binding = self.binding();
+        self.invalidate(binding);
+        self.snapshot().await.map(|_| ())
+    }
+
+    fn view(&self, snap: &Snapshot) -> CartView {
+        let subtotal = subtotal(&snap.lines);
+        CartView {
+            lines: snap.lines.clone().into(),
+            subtotal,
+            discount: discount_amount(snap, subtotal),
+            discount_code: snap.discount.as_ref().map(|d| d.code.clone()),
+        }
+    }
+
+    // ---- reads -------------------------------------------------------------------------
+
+    /// The lines, in the order they were first added.
+    pub async fn lines(&self) -> Result<Vec<Line>, CartError> {
+        Ok(self.snapshot().await?.lines.clone())
+    }
+
+    /// One product's line, if it is in the cart.
+    pub async fn line(&self, product: &(impl Product + ?Sized)) -> Result<Option<Line>, CartError> {
+        let p = product_ref(product)?;
+        Ok(self.snapshot().await?.line(&p).cloned())
+    }
+
+    /// Total units (`len(cart)`).
+    pub async fn count(&self) -> Result<i64, CartError> {
+        Ok(self.snapshot().await?.lines.iter().map(|l| l.quantity).sum())
+    }
+
+    /// Distinct products.
+    pub async fn unique_count(&self) -> Result<usize, CartError> {
+        Ok(self.snapshot().await?.lines.len())
+    }
+
+    /// Whether the cart has no lines.
+    pub async fn is_empty(&self) -> Result<bool, CartError> {
+        Ok(self.snapshot().await?.lines.is_empty())
+    }
+
+    /// Whether the product is in the cart (`product in cart`).
+    pub async fn contains(&self, product: &(impl Product + ?Sized)) -> Result<bool, CartError> {
+        Ok(self.line(product).await?.is_some())
+    }
+
+    /// Whether the cart has been checked out.
+    pub async fn is_checked_out(&self) -> Result<bool, CartError> {
+        Ok(self.snapshot().await?.checked_out)
+    }
+
+    /// The user the cart is bound to.
+    pub async fn user_id(&self) -> Result<Option<String>, CartError> {
+        Ok(self.snapshot().await?.user_id.clone())
+    }
+
+    /// The lines with their products, loaded with one catalogue call per product kind.
+    /// A product the catalogue no longer has is `None` on its line, not an error.
+    pub async fn items_with_products(&self) -> Result<Vec<crate::LoadedLine>, CartError> {
+        let snap = self.snapshot().await?;
+        let Some(catalog) = self.config().catalog.clone() else {
+            return Ok(snap.lines.iter().map(|l| LoadedLine { line: l.clone(), product: None }).collect());
+        };
+        let mut by_kind: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for line in &snap.lines {
+            by_kind.entry(line.product.kind()).or_default().push(line.product.id());
+        }
+        let mut found: HashMap<(String, i64), Arc<dyn Product>> = HashMap::new();
+        for (kind, ids) in by_kind {
+            let products = catalog
+                .products(kind, &ids)
+                .await
+                .map_err(|e| CartError::plugin("catalogue", e))?;
+            for p in products {
+                found.insert((p.kind().to_owned(), p.id()), p);
+            }
+        }
+        Ok(snap
+            .lines
+            .iter()
+            .map(|l| LoadedLine {
+                line: l.clone(),
+                product: found.get(&(l.product.kind().to_owned(), l.product.id())).cloned(),
+            })
+            .collect())
+    }
+
+    /// Σ quantity × unit_price, exactly two decimal places (`"0.00"` when empty).
+    pub async fn summary(&self) -> Result<Decimal, CartError> {
+        Ok(subtotal(&self.snapshot().await?.lines))
+    }
+
+    /// The applied discount code, if any.
+    pub async fn discount_code(&self) -> Result<Option<String>, CartError> {
+        Ok(self.snapshot().await?.discount.as_ref().map(|d| d.code.clone()))
+    }
+
+    /// What the applied discount takes off: 0.00 with none, and 0.00 once it is no longer
+    /// valid (expired, switched off, used up, or the cart fell below its minimum).
+    pub async fn discount_amount(&self) -> Result<Decimal, CartError> {
+        let snap = self.snapshot().await?;
+        Ok(discount_amount(&snap, subtotal(&snap.lines)))
+    }
+
+    /// The tax from the configured calculator, half-up to cents. Computed once per value.
+    pub async fn tax(&self) -> Result<Decimal, CartError> {
+        let snap = self.snapshot().await?;
+        if let Some(tax) = self.lock().tax {
+            return Ok(tax);
+        }
+        let view = self.view(&snap);
+        let tax = self.config().tax.calculate(&view).await.map_err(|e| CartError::plugin("tax calculator", e))?;
+        let tax = money::cents(tax);
+        self.lock().tax = Some(tax);
+        Ok(tax)
+    }
+
+    /// The shipping from the configured calculator, half-up to cents. Computed once per value.
+    pub async fn shipping(&self) -> Result<Decimal, CartError> {
+        let snap = self.snapshot().await?;
+        if let Some(shipping) = self.lock().shipping {
+            return Ok(shipping);
+        }
+        let view = self.view(&snap);
+        let shipping = self
+            .config()
+            .shipping
+            .calculate(&view)
+            .await
+            .map_err(|e| CartError::plugin("shipping calculator", e))?;
+        let shipping = money::cents(shipping);
+        self.lock().shipping = Some(shipping);
+        Ok(shipping)
+    }
+
+    /// The shipping choices of the configured calculator (not cached).
+    pub async fn shipping_options(&self) -> Result<Vec<ShippingOption>, CartError> {
+        let view = self.view(&*self.snapshot().await?);
+        self.config()
+            .shipping
+            .options(&view)
+            .await
+            .map_err(|e| CartError::plugin("shipping calculator", e))
+    }
+
+    /// summary − discount + tax + shipping, never below 0.00, half-up to cents.
+    pub async fn total(&self) -> Result<Decimal, CartError> {
+        Ok(self.totals().await?.total)
+    }
+
+    /// Every figure at once.
+    pub async fn totals(&self) -> Result<Totals, CartError> {
+        let snap = self.snapshot().await?;
+        let tax = self.tax().await?;
+        let shipping = self.shipping().await?;
+        Ok(totals(&snap, tax, shipping))
+    }
+
+    /// Whether `checkout` would go through, judged on what this value has read: `Ok(())`,
+    /// or the error checkout would return (empty, below the minimum, discount invalid).
+    pub async fn can_checkout(&self) -> Result<(), CartError> {
+        let snap = self.snapshot().await?;
+        checkout_rules(&snap, self.config().min_order_amount, OffsetDateTime::now_utc()).map(|_| ())
+    }
+
+    // ---- changes -----------------------------------------------------------------------
+
+    /// Adds `quantity` units (at least 1) of `product` at `unit_price`. A product already in
+    /// the cart accumulates, and its unit price becomes the latest one. Returns the line.
+    ///
+    /// One atomic statement: concurrent adds never lose units.
+    pub async fn add(
+        &mut self,
+        product: &impl Product,
+        unit_price: Decimal,
+        quantity: i64,
+    ) -> Result<Line, CartError> {
+        self.add_with(product, unit_price, quantity, AddOptions::new()).await
+    }
+
+    /// [`add`](Self::add) with price validation and/or an inventory check.
+    pub async fn add_with(
+        &mut self,
+        product: &impl Product,
+        unit_price: Decimal,
+        quantity: i64,
+        options: AddOptions,
+    ) -> Result<Line, CartError> {
+        if quantity < 1 {
+            return Err(CartError::InvalidQuantity("Quantity must be at least 1.".into()));
+        }
+        let unit_price = money::unit_price(unit_price)?;
+        if options.validate_price {
+            if let Some(expected) = product.price() {
+                if expected != unit_price {
+                    return Err(CartError::PriceMismatch { expected: money::cents(expected), got: unit_price });
+                }
+            }
+        }
+        let max = self.config().line_limit();
+        if quantity > max {
+            return Err(exceeds(max));
+        }
+        let pref = product_ref(product)?;
+        if let Binding::Closed(_) = self.binding() {
+            return Err(CartError::CheckedOut);
+        }
+        if options.check_inventory {
+            let binding = self.binding();
+            let existing = match binding.id() {
+                Some(id) => self.carts.inner.store.backend.line_quantity(id, &pref).await?.unwrap_or(0),
+                None => 0,
+            };
+            let wanted = existing + quantity;
+            let ok = self
+                .config()
+                .inventory
+                .check(product, wanted)
+                .await
+                .map_err(|e| CartError::plugin("inventory checker", e))?;
+            if !ok {
+                return Err(CartError::InsufficientStock { product: pref, quantity: wanted });
+            }
+        }
+        let line = Line::new(pref, quantity, unit_price);
+        for _ in 0..2 {
+            let binding = self.binding();
+            match self.carts.inner.store.backend.add(binding.id(), &line, max).await? {
+                AddOutcome::Added { cart_id, created, quantity } => {
+                    if created {
+                        self.remember(cart_id).await?;
+                    }
+                    self.invalidate(Binding::Open(cart_id));
+                    let line = Line { quantity, ..line };
+                    self.carts.emit(vec![CartEvent::ItemAdded { cart_id, line: line.clone() }]);
+                    return Ok(line);
+                }
+                AddOutcome::Exceeded => return Err(exceeds(max)),
+                AddOutcome::CheckedOut => match binding {
+                    Binding::Unverified(_) => self.invalidate(Binding::None),
+                    _ => {
+                        self.invalidate(binding.id().map_or(Binding::None, Binding::Closed));
+                        return Err(CartError::CheckedOut);
+                    }
+                },
+                AddOutcome::Gone => self.invalidate(Binding::None),
+            }
+        }
+        Err(CartError::CheckedOut)
+    }
+
+    /// Stores a newly created cart's id in the session.
+    async fn remember(&self, id: CartId) -> Result<(), CartError> {
+        if let Some(session) = &self.session {
+            session.set_cart_id(id).await.map_err(|e| CartError::Session(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs a locked write: `plan` sees the freshly read, locked carts and says what to
+    /// write. Handles the binding (creating the row when needed, stale ids, checked-out
+    /// carts) and drops the cache afterwards. Returns the cart id when something was written.
+    async fn locked<F>(&mut self, others: &[CartId], lock_discount: bool, mut plan: F) -> Result<Option<CartId>, CartError>
+    where
+        F: FnMut(&Locked) -> Result<Vec<Write>, CartError> + Send,
+    {
+        let binding = self.binding();
+        if let Binding::Unverified(_) = binding {
+            self.snapshot().await?;
+        }
+        for _ in 0..2 {
+            let binding = self.binding();
+            let target = match binding {
+                Binding::None => {
+                    // Ask the plan on an empty cart first: no row is created for nothing.
+                    let probe = Locked { target: (*empty_snapshot()).clone(), others: Vec::new() };
+                    let others_known = others.is_empty();
+                    if others_known && plan(&probe)?.is_empty() {
+                        return Ok(None);
+                    }
+                    None
+                }
+                Binding::Closed(_) => return Err(CartError::CheckedOut),
+                Binding::Unverified(id) | Binding::Open(id) => Some(id),
+            };
+            let result = self.carts.inner.store.backend.write(target, others, lock_discount, &mut plan).await;
+            match result {
+                Ok(WriteOutcome::Written(id)) => {
+                    if target.is_none() {
+                        self.remember(id).await?;
+                    }
+                    self.invalidate(Binding::Open(id));
+                    return Ok(Some(id));
+                }
+                Ok(WriteOutcome::Unchanged) => return Ok(None),
+                Ok(WriteOutcome::Gone) => {
+                    if target.is_none() {
+                        // Another cart of the write (a merge source) is gone: nothing to do.
+                        return Ok(None);
+                    }
+                    self.invalidate(Binding::None);
+                }
+                Err(CartError::CheckedOut) => {
+                    if let Some(id) = target {
+                        self.invalidate(Binding::Closed(id));
+                    }
+                    return Err(CartError::CheckedOut);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CartError::CheckedOut)
+    }
+
+    /// Sets a line's quantity (0 removes it) and, if given, its unit price.
+    pub async fn update(
+        &mut self,
+        product: &(impl Product + ?Sized),
+        quantity: i64,
+        unit_price: Option<Decimal>,
+    ) -> Result<Line, CartError> {
+        if quantity < 0 {
+            return Err(CartError::InvalidQuantity("Quantity cannot be negative.".into()));
+        }
+        let unit_price = unit_price.map(money::unit_price).transpose()?;
+        let max = self.config().line_limit();
+        if quantity > max {
+            return Err(exceeds(max));
+        }
+        let pref = product_ref(product)?;
+        let mut result: Option<(Line, bool)> = None;
+        let id = self
+            .locked(&[], false, |locked| {
+                let t = &locked.target;
+                ensure_open(t)?;
+                let old = t.line(&pref).ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+                let line = Line::new(pref.clone(), quantity, unit_price.unwrap_or(old.unit_price));
+                if quantity == 0 {
+                    let old = old.clone();
+                    result = Some((old, true));
+                    Ok(vec![Write::Delete { cart: t.id, product: pref.clone() }])
+                } else {
+                    result = Some((line.clone(), false));
+                    Ok(vec![Write::Upsert { cart: t.id, line }])
+                }
+            })
+            .await?;
+        let (line, deleted) = result.ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+        if let Some(cart_id) = id {
+            self.carts.emit(vec![CartEvent::ItemUpdated { cart_id, line: line.clone(), deleted }]);
+        }
+        Ok(line)
+    }
+
+    /// Removes a product's line.
+    pub async fn remove(&mut self, product: &(impl Product + ?Sized)) -> Result<(), CartError> {
+        let pref = product_ref(product)?;
+        let id = self
+            .locked(&[], false, |locked| {
+                let t = &locked.target;
+                ensure_open(t)?;
+                t.line(&pref).ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+                Ok(vec![Write::Delete { cart: t.id, product: pref.clone() }])
+            })
+            .await?;
+        let cart_id = id.ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+        self.carts.emit(vec![CartEvent::ItemRemoved { cart_id, product: pref }]);
+        Ok(())
+    }
+
+    /// Removes every line. The cart row, its discount and its user stay.
+    pub async fn clear(&mut self) -> Result<(), CartError> {
+        let id = self
+            .locked(&[], false, |locked| {
+                let t = &locked.target;
+                if t.id.get() == 0 {
+                    return Ok(Vec::new());
+                }
+                ensure_open(t)?;
+                Ok(vec![Write::Clear { cart: t.id }])
+            })
+            .await?;
+        if let Some(cart_id) = id {
+            self.carts.emit(vec![CartEvent::Cleared { cart_id }]);
+        }
+        Ok(())
+    }
+
+    /// Writes several lines at once, all or nothing. Each line is set to the given
+    /// quantity and price (an existing line is replaced, not increased).
+    pub async fn add_bulk(&mut self, lines: impl IntoIterator<Item = Line>) -> Result<Vec<Line>, CartError> {
+        let lines = self.checked_lines(lines.into_iter().collect())?;
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let id = self
+            .locked(&[], false, |locked| {
+                let t = &locked.target;
+                ensure_open(t)?;
+                Ok(lines.iter().map(|l| Write::Upsert { cart: t.id, line: l.clone() }).collect())
+            })
+            .await?;
+        if let Some(cart_id) = id {
+            self.carts.emit(lines.iter().map(|l| CartEvent::ItemAdded { cart_id, line: l.clone() }).collect());
+        }
+        Ok(lines)
+    }
+
+    /// Checks lines for `add_bulk` and `from_serializable`: quantity 1..=max, prices, size.
+    fn checked_lines(&self, lines: Vec<Line>) -> Result<Vec<Line>, CartError> {
+        if lines.len() > BATCH_LIMIT {
+            return Err(CartError::InvalidPayload(format!(
+                "At most {BATCH_LIMIT} lines can be written at once, got {}.",
+                lines.len()
+            )));
+        }
+        let max = self.config().line_limit();
+        lines
+            .into_iter()
+            .map(|l| {
+                if l.quantity < 1 {
+                    return Err(CartError::InvalidQuantity("Quantity must be at least 1.".into()));
+                }
+                if l.quantity > max {
+                    return Err(exceeds(max));
+                }
+                Ok(Line { unit_price: money::unit_price(l.unit_price)?, ..l })
+            })
+            .collect()
+    }
+
+    /// Applies a discount code (trimmed, any case). Refused if the cart already has one,
+    /// if the code does not exist, or if it is not valid for this cart now.
+    pub async fn apply_discount(&mut self, code: &str) -> Result<Discount, CartError> {
+        if self.snapshot().await?.discount.is_some() {
+            return Err(CartError::InvalidDiscount("A discount is already applied to this cart.".into()));
+        }
+        let shown: String = code.trim().chars().take(60).collect();
+        let missing = || CartError::InvalidDiscount(format!("Discount code '{shown}' does not exist."));
+        let normal = normalize_code(code).map_err(|_| missing())?;
+        let discount = self.carts.inner.store.backend.discount_by_code(&normal).await?.ok_or_else(missing)?;
+        let now = OffsetDateTime::now_utc();
+        self.locked(&[], false, |locked| {
+            let t = &locked.target;
+            ensure_open(t)?;
+            if t.discount.is_some() {
+                return Err(CartError::InvalidDiscount("A discount is already applied to this cart.".into()));
+            }
+            discount.check(subtotal(&t.lines), now)?;
+            Ok(vec![Write::SetDiscount { cart: t.id, discount: Some(discount.id) }])
+        })
+        .await?;
+        Ok(discount)
+    }
+
+    /// Removes the applied discount; nothing happens if there is none.
+    pub async fn remove_discount(&mut self) -> Result<(), CartError> {
+        self.locked(&[], false, |locked| {
+            let t = &locked.target;
+            if t.discount.is_none() {
+                return Ok(Vec::new());
+            }
+            ensure_open(t)?;
+            Ok(vec![Write::SetDiscount { cart: t.id, discount: None }])
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Binds the cart to an app user (creating its row if needed); `None` unbinds.
+    ///
+    /// User ids are strings: an app with integer keys passes `id.to_string()`.
+    pub async fn bind_to_user(&mut self, user_id: Option<&str>) -> Result<(), CartError> {
+        let user = user_id.map(str::to_owned);
+        self.locked(&[], false, |locked| {
+            let t = &locked.target;
+            if t.user_id == user {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Write::SetUser { cart: t.id, user: user.clone() }])
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Moves `source`'s lines into this cart, in one transaction.
+    ///
+    /// A product in both carts is combined by `strategy`, clamped to the line maximum.
+    /// The source's discount moves here if this cart has none. The source row is deleted
+    /// afterwards, so it is never left behind as an open orphan. Lines whose product the
+    /// catalogue no longer has are left out and reported. Merging a cart into itself (even
+    /// through two values over the same row) is refused and changes nothing.
+    pub async fn merge(&mut self, source: &mut Cart, strategy: MergeStrategy) -> Result<MergeReport, CartError> {
+        let src_snap = source.snapshot().await?;
+        let own = self.snapshot().await?;
+        let Some(src_id) = source.lock().binding.id() else {
+            return Ok(MergeReport::default());
+        };
+        if self.binding().id() == Some(src_id) || own.id == src_id {
+            return Err(CartError::MergeIntoSelf);
+        }
+        if src_snap.checked_out {
+            return Err(CartError::CheckedOut);
+        }
+        if src_snap.lines.is_empty() && src_snap.discount.is_none() {
+            return Ok(MergeReport::default());
+        }
+        let gone = self.missing_products(&src_snap.lines).await?;
+        let max = self.config().line_limit();
+        let mut report = MergeReport::default();
+        let mut events = Vec::new();
+        let id = self
+            .locked(&[src_id], false, |locked| {
+                let t = &locked.target;
+                ensure_open(t)?;
+                let Some(s) = locked.others.first() else { return Ok(Vec::new()) };
+                ensure_open(s)?;
+                report = MergeReport::default();
+                events.clear();
+                let mut writes = Vec::new();
+                for sl in &s.lines {
+                    if gone.contains(&sl.product) {
+                        report.skipped.push(sl.product.clone());
+                        continue;
+                    }
+                    let (quantity, unit_price, existed) = match t.line(&sl.product) {
+                        Some(tl) => {
+                            let (q, p) = match strategy {
+                                MergeStrategy::Add => (tl.quantity + sl.quantity, sl.unit_price),
+                                MergeStrategy::Replace => (sl.quantity, sl.unit_price),
+                                MergeStrategy::KeepHigher if tl.quantity >= sl.quantity => (tl.quantity, tl.unit_price),
+                                MergeStrategy::KeepHigher => (sl.quantity, sl.unit_price),
+                            };
+                            (q, p, true)
+                        }
+                        None => (sl.quantity, sl.unit_price, false),
+                    };
+                    let line = Line::new(sl.product.clone(), quantity.min(max), unit_price);
+                    report.merged += 1;
+                    events.push(if existed {
+                        CartEvent::ItemUpdated { cart_id: t.id, line: line.clone(), deleted: false }
+                    } else {
+                        CartEvent::ItemAdded { cart_id: t.id, line: line.clone() }
+                    });
+                    writes.push(Write::Upsert { cart: t.id, line });
+                }
+                if t.discount.is_none() {
+                    if let Some(d) = &s.discount {
+                        report.discount_moved = true;
+                        writes.push(Write::SetDiscount { cart: t.id, discount: Some(d.id) });
+                    }
+                }
+                events.push(CartEvent::Cleared { cart_id: s.id });
+                writes.push(Write::DeleteCart { cart: s.id });
+                Ok(writes)
+            })
+            .await?;
+        source.invalidate(Binding::None);
+        if id.is_some() {
+            self.carts.emit(events);
+        }
+        Ok(report)
+    }
+
+    /// The products among `lines` that the catalogue no longer has (none without a catalogue).
+    async fn missing_products(&self, lines: &[Line]) -> Result<Vec<ProductRef>, CartError> {
+        let Some(catalog) = self.config().catalog.clone() else { return Ok(Vec::new()) };
+        let mut by_kind: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for l in lines {
+            by_kind.entry(l.product.kind()).or_default().push(l.product.id());
+        }
+        let mut missing = Vec::new();
+        for (kind, ids) in by_kind {
+            let found = catalog.products(kind, &ids).await.map_err(|e| CartError::plugin("catalogue", e))?;
+            for id in ids {
+                if !found.iter().any(|p| p.id() == id && p.kind() == kind) {
+                    missing.push(ProductRef::new(kind, id)?);
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    /// The login flow, done right: after it, this value and its session point at the user's
+    /// open cart, holding the guest's lines merged in by `strategy`.
+    ///
+    /// If the user has no open cart, the guest cart is bound to the user (and created if the
+    /// guest had none). If the guest cart already is the user's, nothing changes.
+    pub async fn login(&mut self, user_id: &str, strategy: MergeStrategy) -> Result<MergeReport, CartError> {
+        let guest = self.snapshot().await?;
+        let guest_id = self.binding().id();
+        let open = self.carts.active_user_carts(user_id).await?;
+        let Some(target) = open.iter().find(|c| Some(c.id) != guest_id) else {
+            if guest.user_id.as_deref() != Some(user_id) {
+                self.bind_to_user(Some(user_id)).await?;
+            }
+            return Ok(MergeReport::default());
+        };
+        let mut user_cart = self.carts.cart(target.id);
+        let report = user_cart.merge(self, strategy).await?;
+        self.remember(target.id).await?;
+        self.invalidate(Binding::Open(target.id));
+        Ok(report)
+    }
+
+    /// Forgets this visitor's cart (for logout): the session loses the cart id and the next
+    /// change starts a new cart. The cart row itself is kept.
+    pub async fn forget(&mut self) -> Result<(), CartError> {
+        if let Some(session) = &self.session {
+            session.clear_cart_id().await.map_err(|e| CartError::Session(e.to_string()))?;
+        }
+        self.invalidate(Binding::None);
+        Ok(())
+    }
+
+    /// Checks the cart out: atomic, idempotent and race-safe.
+    ///
+    /// Reads the cart fresh under a row lock (never this value's cache), refuses an empty
+    /// cart ([`CartError::EmptyCart`]), a subtotal below the minimum
+    /// ([`CartError::MinimumOrderNotMet`]) and a discount that is no longer valid
+    /// ([`CartError::InvalidDiscount`], rolled back whole), counts one use of the discount
+    /// and marks the cart checked out. A second call, from any value or process, changes
+    /// nothing and returns the order with `placed_now: false`. Inventory is not reserved.
+    pub async fn checkout(&mut self) -> Result<Order, CartError> {
+        let min = self.config().min_order_amount;
+        for _ in 0..3 {
+            // Prices and calculators run outside the lock, on a fresh read.
+            self.refresh().await?;
+            let pre = self.snapshot().await?;
+            let binding = self.binding();
+            if let Binding::Closed(id) = binding {
+                let totals = self.totals().await?;
+                return Ok(Order { cart_id: id, lines: pre.lines.clone(), totals, placed_now: false });
+            }
+            let totals = self.totals().await?;
+            let mut already = false;
+            let mut changed = false;
+            let outcome = self
+                .locked(&[], true, |locked| {
+                    let t = &locked.target;
+                    already = t.checked_out;
+                    if already {
+                        return Ok(Vec::new());
+                    }
+                    if t.lines != pre.lines || t.discount.as_ref().map(|d| d.id) != pre.discount.as_ref().map(|d| d.id) {
+                        changed = true;
+                        return Ok(Vec::new());
+                    }
+                    let mut writes = checkout_rules(t, min, OffsetDateTime::now_utc())?;
+                    writes.push(Write::CheckOut { cart: t.id });
+                    Ok(writes)
+                })
+                .await;
+            let outcome = match outcome {
+                Err(CartError::CheckedOut) => None,
+                other => other?,
+            };
+            if changed {
+                continue;
+            }
+            let Some(cart_id) = outcome.or(pre.id.get().ne(&0).then_some(pre.id)) else {
+                return Err(CartError::EmptyCart);
+            };
+            self.invalidate(Binding::Closed(cart_id));
+            let placed_now = !already && outcome.is_some();
+            if placed_now {
+                self.carts.emit(vec![CartEvent::CheckedOut { cart_id }]);
+            }
+            let totals = Totals { checked_out: true, ..totals };
+            return Ok(Order { cart_id, lines: pre.lines.clone(), totals, placed_now });
+        }
+        Err(CartError::Database(sqlx::Error::Protocol(
+            "the cart kept changing during checkout; try again".into(),
+        )))
+    }
+
+    // ---- save and restore --------------------------------------------------------------
+
+    /// Freezes the cart as a payload: lines keyed `"kind:id"` and the discount code.
+    pub async fn to_serializable(&self) -> Result<CartPayload, CartError> {
+        let snap = self.snapshot().await?;
+        Ok(CartPayload::new(snap.lines.clone(), snap.discount.as_ref().map(|d| d.code.clone())))
+    }
+
+    /// Restores a payload into this cart, all or nothing: each line is set to the
+    /// payload's quantity and price (lines not in the payload stay). Quantities must be
+    /// within the line maximum; with a catalogue, every product must exist and every price
+    /// must be the product's current price. The discount is re-applied only if it still
+    /// exists, is valid, and the cart has none.
+    pub async fn from_serializable(&mut self, payload: &CartPayload) -> Result<(), CartError> {
+        let lines = self.checked_lines(payload.lines().to_vec())?;
+        if let Some(catalog) = self.config().catalog.clone() {
+            let mut by_kind: BTreeMap<&str, Vec<&Line>> = BTreeMap::new();
+            for l in &lines {
+                by_kind.entry(l.product.kind()).or_default().push(l);
+            }
+            for (kind, group) in by_kind {
+                let ids: Vec<i64> = group.iter().map(|l| l.product.id()).collect();
+                let found = catalog.products(kind, &ids).await.map_err(|e| CartError::plugin("catalogue", e))?;
+                for l in group {
+                    let p = found
+                        .iter()
+                        .find(|p| p.id() == l.product.id())
+                        .ok_or_else(|| CartError::ProductNotFound(l.product.clone()))?;
+                    if let Some(expected) = p.price() {
+                        if money::cents(expected) != l.unit_price {
+                            return Err(CartError::PriceMismatch { expected: money::cents(expected), got: l.unit_price });
+                        }
+                    }
+                }
+            }
+        }
+        let discount = match payload.discount_code() {
+            Some(code) => match normalize_code(code) {
+                Ok(code) => self.carts.inner.store.backend.discount_by_code(&code).await?,
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let now = OffsetDateTime::now_utc();
+        let id = self
+            .locked(&[], false, |locked| {
+                let t = &locked.target;
+                ensure_open(t)?;
+                let mut writes: Vec<Write> =
+                    lines.iter().map(|l| Write::Upsert { cart: t.id, line: l.clone() }).collect();
+                if let (Some(d), None) = (&discount, &t.discount) {
+                    let mut after = t.lines.clone();
+                    for l in &lines {
+                        match after.iter_mut().find(|x| x.product == l.product) {
+                            Some(x) => *x = l.clone(),
+                            None => after.push(l.clone()),
+                        }
+                    }
+                    if d.check(subtotal(&after), now).is_ok() {
+                        writes.push(Write::SetDiscount { cart: t.id, discount: Some(d.id) });
+                    }
+                }
+                Ok(writes)
+            })
+            .await?;
+        if let Some(cart_id) = id {
+            self.carts.emit(lines.iter().map(|l| CartEvent::ItemAdded { cart_id, line: l.clone() }).collect());
+        }
+        Ok(())
+    }
+}
+
+fn exceeds(max: i64) -> CartError {
+    CartError::InvalidQuantity(format!("Quantity cannot exceed {max}."))
+}
+
+fn ensure_open(snap: &Snapshot) -> Result<(), CartError> {
+    if snap.checked_out {
+        Err(CartError::CheckedOut)
+    } else {
+        Ok(())
+    }
+}
+
+fn discount_amount(snap: &Snapshot, subtotal: Decimal) -> Decimal {
+    match &snap.discount {
+        Some(d) if d.check(subtotal, OffsetDateTime::now_utc()).is_ok() => d.amount(subtotal),
+        _ => money::cents(Decimal::ZERO),
+    }
+}
+
+fn totals(snap: &Snapshot, tax: Decimal, shipping: Decimal) -> Totals {
+    let sub = subtotal(&snap.lines);
+    let discount = discount_amount(snap, sub);
+    Totals {
+        count: snap.lines.iter().map(|l| l.quantity).sum(),
+        unique_count: snap.lines.len(),
+        subtotal: sub,
+        discount_code: snap.discount.as_ref().map(|d| d.code.clone()),
+        discount,
+        tax,
+        shipping,
+        total: money::cents((sub - discount + tax + shipping).max(Decimal::ZERO)),
+        checked_out: snap.checked_out,
+    }
+}
+
+/// The checks of checkout, in the original's order, on a freshly read cart; the discount
+/// use to count if they pass.
+fn checkout_rules(snap: &Snapshot, min: Option<Decimal>, now: OffsetDateTime) -> Result<Vec<Write>, CartError> {
+    if snap.lines.is_empty() {
+        return Err(CartError::EmptyCart);
+    }
+    let sub = subtotal(&snap.lines);
+    if let Some(minimum) = min {
+        if sub < minimum {
+            return Err(CartError::MinimumOrderNotMet { subtotal: sub, minimum });
+        }
+    }
+    let mut writes = Vec::new();
+    if let Some(d) = &snap.discount {
+        d.check(sub, now)?;
+        writes.push(Write::UseDiscount { discount: d.id });
+    }
+    Ok(writes)
+}

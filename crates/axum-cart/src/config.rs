@@ -1,0 +1,173 @@
+//! Configuration: one builder for everything django-cart read from `settings.py`.
+//!
+//! Values are typed (a calculator is a value of a type implementing [`TaxCalculator`], not
+//! a dotted path), so a misconfiguration is a compile error rather than a warning at run time.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use tokio::sync::broadcast;
+
+use crate::cart::{Carts, CartsInner, QUANTITY_LIMIT};
+use crate::inventory::{AlwaysInStock, InventoryChecker};
+use crate::product::Catalog;
+use crate::shipping::{FreeShipping, ShippingCalculator};
+use crate::store::Store;
+use crate::tax::{NoTax, TaxCalculator};
+
+/// The settings a [`Carts`] runs with. Read them back with [`Carts::config`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct CartConfig {
+    pub(crate) tax: Arc<dyn TaxCalculator>,
+    pub(crate) shipping: Arc<dyn ShippingCalculator>,
+    pub(crate) inventory: Arc<dyn InventoryChecker>,
+    pub(crate) catalog: Option<Arc<dyn Catalog>>,
+    /// The most units one line may hold (`CART_MAX_QUANTITY_PER_ITEM`); at most 1,000,000,000.
+    pub max_quantity_per_item: Option<i64>,
+    /// The subtotal a cart needs to check out (`CART_MIN_ORDER_AMOUNT`).
+    pub min_order_amount: Option<Decimal>,
+    /// Where `cart_link` points (`CART_DETAIL_URL_NAME`); `/cart` by default.
+    pub cart_url: String,
+    /// The currency symbol `cart_summary` prints; `$` by default.
+    pub currency_symbol: String,
+}
+
+impl std::fmt::Debug for CartConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CartConfig")
+            .field("max_quantity_per_item", &self.max_quantity_per_item)
+            .field("min_order_amount", &self.min_order_amount)
+            .field("cart_url", &self.cart_url)
+            .field("currency_symbol", &self.currency_symbol)
+            .field("catalog", &self.catalog.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CartConfig {
+    /// The effective line maximum: the configured one, else 1,000,000,000.
+    pub fn line_limit(&self) -> i64 {
+        self.max_quantity_per_item.unwrap_or(QUANTITY_LIMIT)
+    }
+
+    /// The configured catalogue, if any.
+    pub fn catalog(&self) -> Option<&Arc<dyn Catalog>> {
+        self.catalog.as_ref()
+    }
+}
+
+/// Builds a [`Carts`]: the store plus every optional setting.
+///
+/// ```
+/// # async fn demo() -> Result<(), axum_cart::CartError> {
+/// use axum_cart::{Carts, Store};
+/// use rust_decimal::Decimal;
+///
+/// let carts = Carts::builder(Store::connect("sqlite::memory:").await?)
+///     .max_quantity_per_item(999)
+///     .min_order_amount(Decimal::from(10))
+///     .currency_symbol("€")
+///     .build();
+/// carts.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct CartsBuilder {
+    store: Store,
+    config: CartConfig,
+    event_capacity: usize,
+}
+
+impl CartsBuilder {
+    pub(crate) fn new(store: Store) -> Self {
+        CartsBuilder {
+            store,
+            config: CartConfig {
+                tax: Arc::new(NoTax),
+                shipping: Arc::new(FreeShipping),
+                inventory: Arc::new(AlwaysInStock),
+                catalog: None,
+                max_quantity_per_item: None,
+                min_order_amount: None,
+                cart_url: "/cart".to_owned(),
+                currency_symbol: "$".to_owned(),
+            },
+            event_capacity: 1024,
+        }
+    }
+
+    /// The tax calculator (`CART_TAX_CALCULATOR`); default [`NoTax`].
+    pub fn tax_calculator(mut self, tax: impl TaxCalculator) -> Self {
+        self.config.tax = Arc::new(tax);
+        self
+    }
+
+    /// The shipping calculator (`CART_SHIPPING_CALCULATOR`); default [`FreeShipping`].
+    pub fn shipping_calculator(mut self, shipping: impl ShippingCalculator) -> Self {
+        self.config.shipping = Arc::new(shipping);
+        self
+    }
+
+    /// The inventory checker (`CART_INVENTORY_CHECKER`); default [`AlwaysInStock`].
+    pub fn inventory_checker(mut self, inventory: impl InventoryChecker) -> Self {
+        self.config.inventory = Arc::new(inventory);
+        self
+    }
+
+    /// The product catalogue. With one, `items_with_products` loads products, `merge`
+    /// skips lines of products that are gone, and `from_serializable` checks products and
+    /// prices; the bundled router needs one to price what it adds.
+    pub fn catalog(mut self, catalog: impl Catalog) -> Self {
+        self.config.catalog = Some(Arc::new(catalog));
+        self
+    }
+
+    /// The most units one line may hold (`CART_MAX_QUANTITY_PER_ITEM`).
+    ///
+    /// # Panics
+    /// If `max` is 0 or above 1,000,000,000: a configuration error, found at start-up.
+    pub fn max_quantity_per_item(mut self, max: u32) -> Self {
+        let max = i64::from(max);
+        assert!(
+            (1..=QUANTITY_LIMIT).contains(&max),
+            "max_quantity_per_item must be between 1 and {QUANTITY_LIMIT}, got {max}"
+        );
+        self.config.max_quantity_per_item = Some(max);
+        self
+    }
+
+    /// The subtotal needed to check out (`CART_MIN_ORDER_AMOUNT`).
+    ///
+    /// # Panics
+    /// If `amount` is negative: a configuration error, found at start-up.
+    pub fn min_order_amount(mut self, amount: Decimal) -> Self {
+        assert!(!amount.is_sign_negative() || amount.is_zero(), "min_order_amount cannot be negative, got {amount}");
+        self.config.min_order_amount = Some(crate::money::cents(amount));
+        self
+    }
+
+    /// Where `cart_link` points; default `/cart`.
+    pub fn cart_url(mut self, url: impl Into<String>) -> Self {
+        self.config.cart_url = url.into();
+        self
+    }
+
+    /// The currency symbol of `cart_summary`; default `$`.
+    pub fn currency_symbol(mut self, symbol: impl Into<String>) -> Self {
+        self.config.currency_symbol = symbol.into();
+        self
+    }
+
+    /// How many events a slow subscriber may fall behind before it misses some; default 1024.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// The finished [`Carts`].
+    pub fn build(self) -> Carts {
+        let (events, _) = broadcast::channel(self.event_capacity);
+        Carts { inner: Arc::new(CartsInner { store: self.store, config: self.config, events }) }
+    }
+}

@@ -1,0 +1,163 @@
+//! The one error type of the crate.
+
+use rust_decimal::Decimal;
+
+use crate::product::ProductRef;
+
+/// A boxed error returned by the app's plug-ins (tax, shipping, inventory, catalogue, session).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong with a cart.
+///
+/// Messages say what was wrong and with which value; the ones the original django-cart
+/// pins down (for example `"Quantity must be at least 1."`) are kept word for word.
+/// Over HTTP, [`CartError::status`] gives the status code the bundled router answers with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CartError {
+    /// A quantity below 1 (or below 0 for `update`), or above the configured maximum.
+    #[error("{0}")]
+    InvalidQuantity(String),
+    /// A unit price that is negative, too large, or has more than two decimal places.
+    #[error("{0}")]
+    InvalidPrice(String),
+    /// A product reference that cannot be stored (empty kind, bad characters, negative id).
+    #[error("{0}")]
+    InvalidProduct(String),
+    /// `update` or `remove` of a product that is not in the cart.
+    #[error("Product {0} is not in this cart.")]
+    ItemDoesNotExist(ProductRef),
+    /// The catalogue does not know this product.
+    #[error("Product {0} does not exist.")]
+    ProductNotFound(ProductRef),
+    /// `validate_price` was asked for and the given price is not the product's price.
+    #[error("Price mismatch: expected {expected}, got {got}.")]
+    PriceMismatch {
+        /// The product's current price.
+        expected: Decimal,
+        /// The price the caller gave.
+        got: Decimal,
+    },
+    /// The inventory checker refused the quantity.
+    #[error("Not enough {product} stock available (requested {quantity}).")]
+    InsufficientStock {
+        /// The product.
+        product: ProductRef,
+        /// The line quantity that was asked for.
+        quantity: i64,
+    },
+    /// A discount code that does not exist, is already applied, or is not valid for this cart.
+    #[error("{0}")]
+    InvalidDiscount(String),
+    /// Checkout of a cart whose subtotal is below the configured minimum.
+    #[error("Cart total {subtotal} is below the minimum order amount of {minimum}.")]
+    MinimumOrderNotMet {
+        /// The cart's subtotal.
+        subtotal: Decimal,
+        /// The configured minimum.
+        minimum: Decimal,
+    },
+    /// Checkout of a cart with no lines.
+    #[error("Cart is empty.")]
+    EmptyCart,
+    /// A change to a cart that has been checked out.
+    #[error("This cart has been checked out and can no longer be changed.")]
+    CheckedOut,
+    /// `merge` of a cart into itself.
+    #[error("Cannot merge a cart with itself.")]
+    MergeIntoSelf,
+    /// A serialised cart payload that is not valid.
+    #[error("Invalid cart payload: {0}")]
+    InvalidPayload(String),
+    /// The session adapter failed to read or write the cart id.
+    #[error("Session error: {0}")]
+    Session(String),
+    /// A plug-in (tax, shipping, inventory, catalogue, checkout hook) failed.
+    #[error("The {plugin} failed: {source}")]
+    Plugin {
+        /// Which plug-in.
+        plugin: &'static str,
+        /// What it reported.
+        #[source]
+        source: BoxError,
+    },
+    /// The database could not be reached in time (pool timeout, connection refused).
+    #[error("The cart database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database error.
+    #[error("Cart database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Running the schema migrations failed.
+    #[error("Cart migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for CartError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                CartError::Unavailable(err)
+            }
+            other => CartError::Database(other),
+        }
+    }
+}
+
+impl CartError {
+    /// The HTTP status the bundled router answers this error with.
+    ///
+    /// 400 for malformed input, 404 for an unknown product or line, 409 for a conflict with
+    /// the cart's state (stock, checked out), 422 for a refused discount or checkout,
+    /// 503 when the database is unavailable, 500 otherwise.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            CartError::InvalidQuantity(_)
+            | CartError::InvalidPrice(_)
+            | CartError::InvalidProduct(_)
+            | CartError::PriceMismatch { .. }
+            | CartError::InvalidPayload(_)
+            | CartError::MergeIntoSelf => StatusCode::BAD_REQUEST,
+            CartError::ItemDoesNotExist(_) | CartError::ProductNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            CartError::InsufficientStock { .. } | CartError::CheckedOut => StatusCode::CONFLICT,
+            CartError::InvalidDiscount(_)
+            | CartError::MinimumOrderNotMet { .. }
+            | CartError::EmptyCart => StatusCode::UNPROCESSABLE_ENTITY,
+            CartError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CartError::Session(_)
+            | CartError::Plugin { .. }
+            | CartError::Database(_)
+            | CartError::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable snake_case name of the variant, used as `"code"` in JSON error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CartError::InvalidQuantity(_) => "invalid_quantity",
+            CartError::InvalidPrice(_) => "invalid_price",
+            CartError::InvalidProduct(_) => "invalid_product",
+            CartError::ItemDoesNotExist(_) => "item_does_not_exist",
+            CartError::ProductNotFound(_) => "product_not_found",
+            CartError::PriceMismatch { .. } => "price_mismatch",
+            CartError::InsufficientStock { .. } => "insufficient_stock",
+            CartError::InvalidDiscount(_) => "invalid_discount",
+            CartError::MinimumOrderNotMet { .. } => "minimum_order_not_met",
+            CartError::EmptyCart => "empty_cart",
+            CartError::CheckedOut => "checked_out",
+            CartError::MergeIntoSelf => "merge_into_self",
+            CartError::InvalidPayload(_) => "invalid_payload",
+            CartError::Session(_) => "session_error",
+            CartError::Plugin { .. } => "plugin_error",
+            CartError::Unavailable(_) => "database_unavailable",
+            CartError::Database(_) => "database_error",
+            CartError::Migrate(_) => "migration_error",
+        }
+    }
+
+    pub(crate) fn plugin(plugin: &'static str, source: BoxError) -> Self {
+        CartError::Plugin { plugin, source }
+    }
+}

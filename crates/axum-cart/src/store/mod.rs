@@ -1,0 +1,330 @@
+//! Storage: the cart, line and discount rows, in SQLite, PostgreSQL or MySQL/MariaDB.
+//!
+//! [`Store`] wraps a sqlx pool of one of the three backends. Each backend keeps all of its
+//! SQL in its own module (`store/sqlite.rs`, `store/postgres.rs`, `store/mysql.rs`); what is
+//! the same for all of them (decoding rows, the rules of a change) is written once, here and
+//! in the facade. Tables are prefixed `cart_` so they never collide with the app's own.
+//!
+//! Every change other than `add` goes through one transactional primitive: lock the carts
+//! involved (`SELECT … FOR UPDATE` on PostgreSQL and MySQL, `BEGIN IMMEDIATE` on SQLite),
+//! read them fresh, let the facade decide what to write, write it, commit.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use sqlx::migrate::Migrator;
+
+use crate::cart::{CartId, Line};
+use crate::discount::{from_epoch, Discount, DiscountKind};
+use crate::error::CartError;
+use crate::product::ProductRef;
+
+/// The database holding the carts: SQLite (embedded default), PostgreSQL or MySQL/MariaDB.
+///
+/// Build it from a pool the app already has, or from a URL.
+///
+/// ```
+/// # async fn demo() -> Result<(), axum_cart::CartError> {
+/// use axum_cart::Store;
+/// let store = Store::connect("sqlite::memory:").await?;
+/// store.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend.name()).finish()
+    }
+}
+
+impl Store {
+    /// Connects by URL: `sqlite:…`, `postgres://…` / `postgresql://…`, `mysql://…` / `mariadb://…`.
+    /// A SQLite file is created if missing and opened in WAL mode.
+    pub async fn connect(url: &str) -> Result<Store, CartError> {
+        if url.starts_with("sqlite:") {
+            Ok(sqlite::connect(url).await?.into())
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(sqlx::PgPool::connect(url).await?.into())
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            Ok(sqlx::MySqlPool::connect(&url).await?.into())
+        } else {
+            let scheme: String = url.chars().take_while(|c| *c != ':').take(20).collect();
+            Err(CartError::Database(sqlx::Error::Configuration(
+                format!("unsupported database URL scheme {scheme:?}: expected sqlite, postgres or mysql").into(),
+            )))
+        }
+    }
+
+    /// Creates or updates the cart tables (`cart_carts`, `cart_items`, `cart_discounts`).
+    ///
+    /// It is safe to run on every start and beside the app's own sqlx migrations: the
+    /// versions start at 9_000_000_000_000_001, far from sqlx's timestamp versions, and
+    /// migrations it does not know are ignored. An app that runs its own `sqlx::migrate!`
+    /// on the same database should call `.set_ignore_missing(true)` on its migrator too.
+    pub async fn migrate(&self) -> Result<(), CartError> {
+        self.backend.migrate().await
+    }
+
+    /// `"sqlite"`, `"postgres"` or `"mysql"`.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+}
+
+impl From<sqlx::SqlitePool> for Store {
+    fn from(pool: sqlx::SqlitePool) -> Self {
+        Store { backend: Arc::new(sqlite::SqliteBackend::new(pool)) }
+    }
+}
+
+impl From<sqlx::PgPool> for Store {
+    fn from(pool: sqlx::PgPool) -> Self {
+        Store { backend: Arc::new(postgres::PgBackend::new(pool)) }
+    }
+}
+
+impl From<sqlx::MySqlPool> for Store {
+    fn from(pool: sqlx::MySqlPool) -> Self {
+        Store { backend: Arc::new(mysql::MySqlBackend::new(pool)) }
+    }
+}
+
+pub(crate) fn migrator(mut m: Migrator) -> Migrator {
+    m.set_ignore_missing(true);
+    m
+}
+
+/// One cart row, as listed for a user or an admin page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CartRecord {
+    /// The cart id.
+    pub id: CartId,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// Its last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+    /// Whether it has been checked out.
+    pub checked_out: bool,
+    /// The app user it is bound to.
+    pub user_id: Option<String>,
+}
+
+/// The cart row and everything on it, read in one go.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub id: CartId,
+    pub checked_out: bool,
+    pub user_id: Option<String>,
+    pub discount: Option<Discount>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub lines: Vec<Line>,
+}
+
+impl Snapshot {
+    pub(crate) fn line(&self, product: &ProductRef) -> Option<&Line> {
+        self.lines.iter().find(|l| &l.product == product)
+    }
+
+    pub(crate) fn record(&self) -> CartRecord {
+        CartRecord {
+            id: self.id,
+            created_at: from_epoch(self.created_at),
+            updated_at: from_epoch(self.updated_at),
+            checked_out: self.checked_out,
+            user_id: self.user_id.clone(),
+        }
+    }
+}
+
+/// What `add` did.
+#[derive(Debug)]
+pub(crate) enum AddOutcome {
+    /// The line now has `quantity`; `created` when the cart row was created for it.
+    Added { cart_id: CartId, created: bool, quantity: i64 },
+    /// The existing quantity plus the new one would exceed the maximum; nothing changed.
+    Exceeded,
+    /// The cart is checked out; nothing changed.
+    CheckedOut,
+    /// The cart row no longer exists; nothing changed.
+    Gone,
+}
+
+/// One change decided by the facade inside a locked write.
+#[derive(Debug, Clone)]
+pub(crate) enum Write {
+    /// Insert the line or set its quantity and price.
+    Upsert { cart: CartId, line: Line },
+    /// Delete one line.
+    Delete { cart: CartId, product: ProductRef },
+    /// Delete every line.
+    Clear { cart: CartId },
+    /// Attach or detach a discount.
+    SetDiscount { cart: CartId, discount: Option<i64> },
+    /// Bind to a user (or unbind).
+    SetUser { cart: CartId, user: Option<String> },
+    /// Count one use of a discount; fails if it would pass `max_uses`.
+    UseDiscount { discount: i64 },
+    /// Mark the cart checked out.
+    CheckOut { cart: CartId },
+    /// Delete the cart row (and its lines).
+    DeleteCart { cart: CartId },
+}
+
+/// The carts of one locked write: the target first, then the others, freshly read.
+pub(crate) struct Locked {
+    pub target: Snapshot,
+    pub others: Vec<Snapshot>,
+}
+
+/// What the facade decides, given the locked carts.
+pub(crate) type Plan<'a> = dyn FnMut(&Locked) -> Result<Vec<Write>, CartError> + Send + 'a;
+
+/// How a locked write ended.
+#[derive(Debug)]
+pub(crate) enum WriteOutcome {
+    /// Committed; the target cart's id (created if it had none).
+    Written(CartId),
+    /// The plan asked for no change; nothing was written and no row was created.
+    Unchanged,
+    /// One of the carts no longer exists.
+    Gone,
+}
+
+/// The operations every backend implements, each with its own SQL.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    async fn migrate(&self) -> Result<(), CartError>;
+    /// The cart with its discount and lines, in one statement.
+    async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError>;
+    /// Adds `line.quantity` to the line (creating the cart row first when `cart` is `None`):
+    /// one atomic statement, refused if the result would exceed `max`.
+    async fn add(&self, cart: Option<CartId>, line: &Line, max: i64) -> Result<AddOutcome, CartError>;
+    /// The current quantity of one line.
+    async fn line_quantity(&self, cart: CartId, product: &ProductRef) -> Result<Option<i64>, CartError>;
+    /// Locks `target` (created when `None`) and `others`, asks `plan` what to write, writes
+    /// it and commits; rolls everything back if the plan or a write fails.
+    async fn write(
+        &self,
+        target: Option<CartId>,
+        others: &[CartId],
+        lock_discount: bool,
+        plan: &mut Plan<'_>,
+    ) -> Result<WriteOutcome, CartError>;
+    async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError>;
+    async fn create_discount(&self, discount: &Discount) -> Result<Discount, CartError>;
+    async fn list_discounts(&self) -> Result<Vec<Discount>, CartError>;
+    async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError>;
+    async fn user_carts(&self, user: &str, open_only: bool) -> Result<Vec<CartRecord>, CartError>;
+}
+
+/// Column access that differs per backend (money is integer cents on SQLite, NUMERIC
+/// elsewhere); the decoding built on it is shared.
+pub(crate) trait RowExt {
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
+    fn int_opt(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
+    fn flag(&self, i: usize) -> Result<bool, sqlx::Error>;
+    fn text(&self, i: usize) -> Result<String, sqlx::Error>;
+    fn text_opt(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
+    fn money(&self, i: usize) -> Result<Decimal, sqlx::Error>;
+    fn money_opt(&self, i: usize) -> Result<Option<Decimal>, sqlx::Error>;
+}
+
+/// The columns every cart query selects, in this order.
+pub(crate) const CART_COLUMNS: &str = "c.id, c.checked_out, c.user_id, c.created_at, c.updated_at";
+
+pub(crate) fn decode_cart<R: RowExt>(row: &R, at: usize) -> Result<Snapshot, CartError> {
+    Ok(Snapshot {
+        id: CartId::from_db(row.int(at)?),
+        checked_out: row.flag(at + 1)?,
+        user_id: row.text_opt(at + 2)?,
+        created_at: row.int(at + 3)?,
+        updated_at: row.int(at + 4)?,
+        discount: None,
+        lines: Vec::new(),
+    })
+}
+
+/// Decodes the ten discount columns starting at `at`; `None` if the discount id is NULL.
+pub(crate) fn decode_discount<R: RowExt>(row: &R, at: usize) -> Result<Option<Discount>, CartError> {
+    let Some(id) = row.int_opt(at)? else { return Ok(None) };
+    Ok(Some(Discount {
+        id,
+        code: row.text(at + 1)?,
+        kind: DiscountKind::parse(&row.text(at + 2)?)?,
+        value: row.money(at + 3)?,
+        min_cart_value: row.money_opt(at + 4)?,
+        max_uses: row.int_opt(at + 5)?,
+        current_uses: row.int(at + 6)?,
+        active: row.flag(at + 7)?,
+        valid_from: row.int_opt(at + 8)?.map(from_epoch),
+        valid_until: row.int_opt(at + 9)?.map(from_epoch),
+    }))
+}
+
+/// Decodes a line from (kind, id, quantity, unit_price) at `at`; `None` if kind is NULL.
+pub(crate) fn decode_line<R: RowExt>(row: &R, at: usize) -> Result<Option<Line>, CartError> {
+    let Some(kind) = row.text_opt(at)? else { return Ok(None) };
+    let product = ProductRef::new(kind, row.int(at + 1)?)?;
+    Ok(Some(Line::new(product, row.int(at + 2)?, row.money(at + 3)?)))
+}
+
+/// Folds the rows of the one-statement cart load (cart, discount, line columns).
+pub(crate) fn fold_snapshot<R: RowExt>(rows: &[R]) -> Result<Option<Snapshot>, CartError> {
+    let Some(first) = rows.first() else { return Ok(None) };
+    let mut snap = decode_cart(first, 0)?;
+    snap.discount = decode_discount(first, 5)?;
+    for row in rows {
+        if let Some(line) = decode_line(row, 15)? {
+            snap.lines.push(line);
+        }
+    }
+    Ok(Some(snap))
+}
+
+pub(crate) fn now_epoch() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The message the schema's triggers raise when a line of a checked-out cart is written.
+pub(crate) const CHECKED_OUT_MARKER: &str = "axum_cart: cart is checked out";
+
+pub(crate) fn is_checked_out_error(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.message().contains(CHECKED_OUT_MARKER))
+}
+
+pub(crate) fn is_fk_error(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+pub(crate) fn is_unique_error(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+pub(crate) fn is_check_error(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_check_violation()
+        || db.code().as_deref() == Some("4025") || db.code().as_deref() == Some("3819")
+        || db.message().contains("CONSTRAINT") && db.message().contains("failed"))
+}
+
+pub(crate) fn used_up() -> CartError {
+    CartError::InvalidDiscount("This discount has reached its maximum number of uses.".into())
+}
+
+pub(crate) fn duplicate_code(code: &str) -> CartError {
+    CartError::InvalidDiscount(format!("Discount code '{code}' already exists."))
+}

@@ -1,0 +1,352 @@
+//! MySQL / MariaDB: all of the MySQL SQL. Money is DECIMAL(18,2); writes lock rows with
+//! `SELECT … FOR UPDATE`, carts in id order, then the discount.
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use sqlx::mysql::MySqlRow;
+use sqlx::{MySqlConnection, MySqlPool, Row};
+
+use super::{
+    decode_cart, decode_discount, decode_line, duplicate_code, fold_snapshot, is_checked_out_error, is_fk_error,
+    is_check_error, is_unique_error, migrator, now_epoch, used_up, AddOutcome, Backend, CartRecord, Locked, Plan, RowExt, Snapshot,
+    Write, WriteOutcome, CART_COLUMNS,
+};
+use crate::cart::{CartId, Line};
+use crate::discount::Discount;
+use crate::error::CartError;
+use crate::product::ProductRef;
+
+fn migrations() -> sqlx::migrate::Migrator {
+    migrator(sqlx::migrate!("../../migrations/mysql"))
+}
+
+pub(super) struct MySqlBackend {
+    pool: MySqlPool,
+}
+
+impl MySqlBackend {
+    pub(super) fn new(pool: MySqlPool) -> Self {
+        MySqlBackend { pool }
+    }
+}
+
+impl RowExt for MySqlRow {
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.try_get(i)
+    }
+    fn int_opt(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(i)
+    }
+    fn flag(&self, i: usize) -> Result<bool, sqlx::Error> {
+        self.try_get(i)
+    }
+    // The tables use a binary collation (exact matching, as on the other backends), which
+    // MySQL reports as VARBINARY: the bytes are UTF-8 text all the same.
+    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+        self.try_get_unchecked(i)
+    }
+    fn text_opt(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        self.try_get_unchecked(i)
+    }
+    fn money(&self, i: usize) -> Result<Decimal, sqlx::Error> {
+        self.try_get(i)
+    }
+    fn money_opt(&self, i: usize) -> Result<Option<Decimal>, sqlx::Error> {
+        self.try_get(i)
+    }
+}
+
+const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, \
+     d.id, d.code, d.discount_type, d.value, d.min_cart_value, d.max_uses, d.current_uses, \
+     d.active, d.valid_from, d.valid_until, \
+     i.product_kind, i.product_id, i.quantity, i.unit_price \
+     FROM cart_carts c \
+     LEFT JOIN cart_discounts d ON d.id = c.discount_id \
+     LEFT JOIN cart_items i ON i.cart_id = c.id \
+     WHERE c.id = ? ORDER BY i.id";
+
+const DISCOUNT: &str = "SELECT d.id, d.code, d.discount_type, d.value, d.min_cart_value, \
+     d.max_uses, d.current_uses, d.active, d.valid_from, d.valid_until FROM cart_discounts d";
+
+/// MySQL has no `DO UPDATE … WHERE`: past the maximum the quantity is set to 0, which the
+/// `cart_items_quantity` CHECK refuses, so the whole statement fails and nothing changes.
+const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
+     VALUES (?, ?, ?, ?, ?) \
+     ON DUPLICATE KEY UPDATE \
+     unit_price = IF(quantity + VALUES(quantity) <= ?, VALUES(unit_price), unit_price), \
+     quantity = IF(quantity + VALUES(quantity) <= ?, quantity + VALUES(quantity), 0)";
+
+async fn insert_cart(conn: &mut MySqlConnection) -> Result<CartId, sqlx::Error> {
+    let now = now_epoch();
+    let done = sqlx::query("INSERT INTO cart_carts (created_at, updated_at) VALUES (?, ?)")
+        .bind(now)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(CartId::from_db(i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX)))
+}
+
+async fn lock_cart(conn: &mut MySqlConnection, id: CartId) -> Result<Option<(Snapshot, Option<i64>)>, CartError> {
+    let row = sqlx::query(&format!("SELECT {CART_COLUMNS}, c.discount_id FROM cart_carts c WHERE c.id = ? FOR UPDATE"))
+        .bind(id.get())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let snap = decode_cart(&row, 0)?;
+    let discount_id = row.int_opt(5)?;
+    Ok(Some((snap, discount_id)))
+}
+
+async fn read_locked(conn: &mut MySqlConnection, id: CartId, lock_discount: bool) -> Result<Option<Snapshot>, CartError> {
+    let Some((mut snap, discount_id)) = lock_cart(conn, id).await? else { return Ok(None) };
+    if let Some(did) = discount_id {
+        let lock = if lock_discount { " FOR UPDATE" } else { "" };
+        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.id = ?{lock}")).bind(did).fetch_optional(&mut *conn).await?;
+        snap.discount = match row {
+            Some(r) => decode_discount(&r, 0)?,
+            None => None,
+        };
+    }
+    let rows = sqlx::query(
+        "SELECT product_kind, product_id, quantity, unit_price FROM cart_items WHERE cart_id = ? ORDER BY id",
+    )
+    .bind(id.get())
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in &rows {
+        if let Some(line) = decode_line(r, 0)? {
+            snap.lines.push(line);
+        }
+    }
+    Ok(Some(snap))
+}
+
+async fn apply(conn: &mut MySqlConnection, write: &Write) -> Result<(), CartError> {
+    let now = now_epoch();
+    let result = match write {
+        Write::Upsert { cart, line } => sqlx::query(
+            "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
+                 VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+                 quantity = VALUES(quantity), unit_price = VALUES(unit_price)",
+        )
+        .bind(cart.get())
+        .bind(line.product.kind())
+        .bind(line.product.id())
+        .bind(line.quantity)
+        .bind(line.unit_price)
+        .execute(&mut *conn)
+        .await,
+        Write::Delete { cart, product } => {
+            sqlx::query("DELETE FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?")
+                .bind(cart.get())
+                .bind(product.kind())
+                .bind(product.id())
+                .execute(&mut *conn)
+                .await
+        }
+        Write::Clear { cart } => {
+            sqlx::query("DELETE FROM cart_items WHERE cart_id = ?").bind(cart.get()).execute(&mut *conn).await
+        }
+        Write::SetDiscount { cart, discount } => {
+            sqlx::query("UPDATE cart_carts SET discount_id = ?, updated_at = ? WHERE id = ?")
+                .bind(discount)
+                .bind(now)
+                .bind(cart.get())
+                .execute(&mut *conn)
+                .await
+        }
+        Write::SetUser { cart, user } => sqlx::query("UPDATE cart_carts SET user_id = ?, updated_at = ? WHERE id = ?")
+            .bind(user)
+            .bind(now)
+            .bind(cart.get())
+            .execute(&mut *conn)
+            .await,
+        Write::UseDiscount { discount } => {
+            let done = sqlx::query(
+                "UPDATE cart_discounts SET current_uses = current_uses + 1 \
+                 WHERE id = ? AND (max_uses IS NULL OR current_uses < max_uses)",
+            )
+            .bind(discount)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(used_up());
+            }
+            return Ok(());
+        }
+        Write::CheckOut { cart } => sqlx::query(
+            "UPDATE cart_carts SET checked_out = 1, checked_out_at = ?, updated_at = ? WHERE id = ? AND checked_out = 0",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(cart.get())
+        .execute(&mut *conn)
+        .await,
+        Write::DeleteCart { cart } => {
+            sqlx::query("DELETE FROM cart_carts WHERE id = ?").bind(cart.get()).execute(&mut *conn).await
+        }
+    };
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_checked_out_error(&e) => Err(CartError::CheckedOut),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn touch(conn: &mut MySqlConnection, id: CartId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE cart_carts SET updated_at = ? WHERE id = ?").bind(now_epoch()).bind(id.get()).execute(conn).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for MySqlBackend {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+
+    async fn migrate(&self) -> Result<(), CartError> {
+        migrations().run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError> {
+        let rows = sqlx::query(LOAD).bind(id.get()).fetch_all(&self.pool).await?;
+        fold_snapshot(&rows)
+    }
+
+    async fn add(&self, cart: Option<CartId>, line: &Line, max: i64) -> Result<AddOutcome, CartError> {
+        let mut conn = self.pool.acquire().await?;
+        let (cart_id, created) = match cart {
+            Some(id) => (id, false),
+            None => (insert_cart(&mut conn).await?, true),
+        };
+        let result = sqlx::query(ADD)
+            .bind(cart_id.get())
+            .bind(line.product.kind())
+            .bind(line.product.id())
+            .bind(line.quantity)
+            .bind(line.unit_price)
+            .bind(max)
+            .bind(max)
+            .execute(&mut *conn)
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_checked_out_error(&e) => return Ok(AddOutcome::CheckedOut),
+            Err(e) if is_fk_error(&e) => return Ok(AddOutcome::Gone),
+            Err(e) if is_check_error(&e) => return Ok(AddOutcome::Exceeded),
+            Err(e) => return Err(e.into()),
+        }
+        let quantity: i64 = sqlx::query_scalar(
+            "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
+        )
+        .bind(cart_id.get())
+        .bind(line.product.kind())
+        .bind(line.product.id())
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(AddOutcome::Added { cart_id, created, quantity })
+    }
+
+    async fn line_quantity(&self, cart: CartId, product: &ProductRef) -> Result<Option<i64>, CartError> {
+        Ok(sqlx::query_scalar(
+            "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
+        )
+        .bind(cart.get())
+        .bind(product.kind())
+        .bind(product.id())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn write(
+        &self,
+        target: Option<CartId>,
+        others: &[CartId],
+        lock_discount: bool,
+        plan: &mut Plan<'_>,
+    ) -> Result<WriteOutcome, CartError> {
+        // Rows are locked in one order everywhere (the target, the others by id, then the
+        // discount) so concurrent writes queue instead of deadlocking.
+        let mut tx = self.pool.begin().await?;
+        let target_id = match target {
+            Some(id) => id,
+            None => insert_cart(&mut tx).await?,
+        };
+        let Some(target_snap) = read_locked(&mut tx, target_id, lock_discount).await? else { return Ok(WriteOutcome::Gone) };
+        let mut other_snaps = Vec::with_capacity(others.len());
+        for id in others {
+            match read_locked(&mut tx, *id, false).await? {
+                Some(s) => other_snaps.push(s),
+                None => return Ok(WriteOutcome::Gone),
+            }
+        }
+        let writes = plan(&Locked { target: target_snap, others: other_snaps })?;
+        if writes.is_empty() {
+            return Ok(WriteOutcome::Unchanged);
+        }
+        for w in &writes {
+            apply(&mut tx, w).await?;
+        }
+        if writes.iter().all(|w| !matches!(w, Write::DeleteCart { cart } if *cart == target_id)) {
+            touch(&mut tx, target_id).await?;
+        }
+        tx.commit().await?;
+        Ok(WriteOutcome::Written(target_id))
+    }
+
+    async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError> {
+        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.code = ?")).bind(code).fetch_optional(&self.pool).await?;
+        match row {
+            Some(r) => decode_discount(&r, 0),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_discount(&self, d: &Discount) -> Result<Discount, CartError> {
+        let result = sqlx::query(
+            "INSERT INTO cart_discounts (code, discount_type, value, min_cart_value, max_uses, \
+             current_uses, active, valid_from, valid_until, created_at) \
+             VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        )
+        .bind(&d.code)
+        .bind(d.kind.as_str())
+        .bind(d.value)
+        .bind(d.min_cart_value)
+        .bind(d.max_uses)
+        .bind(d.active)
+        .bind(d.valid_from.map(|t| t.unix_timestamp()))
+        .bind(d.valid_until.map(|t| t.unix_timestamp()))
+        .bind(now_epoch())
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(done) => Ok(Discount { id: i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX), ..d.clone() }),
+            Err(e) if is_unique_error(&e) => Err(duplicate_code(&d.code)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_discounts(&self) -> Result<Vec<Discount>, CartError> {
+        let rows = sqlx::query(&format!("{DISCOUNT} ORDER BY d.code")).fetch_all(&self.pool).await?;
+        rows.iter().filter_map(|r| decode_discount(r, 0).transpose()).collect()
+    }
+
+    async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError> {
+        let done = sqlx::query("UPDATE cart_discounts SET active = ? WHERE code = ?")
+            .bind(active)
+            .bind(code)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn user_carts(&self, user: &str, open_only: bool) -> Result<Vec<CartRecord>, CartError> {
+        let sql = format!(
+            "SELECT {CART_COLUMNS} FROM cart_carts c WHERE c.user_id = ? {} ORDER BY c.created_at DESC, c.id DESC",
+            if open_only { "AND c.checked_out = 0" } else { "" }
+        );
+        let rows = sqlx::query(&sql).bind(user).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(decode_cart(r, 0)?.record())).collect()
+    }
+}

@@ -1,0 +1,221 @@
+//! The test harness: every behaviour test runs once per backend. SQLite always runs (a
+//! temporary file, so concurrency is real); PostgreSQL and MySQL run when
+//! `CART_TEST_POSTGRES_URL` / `CART_TEST_MYSQL_URL` are set, each test in its own schema or
+//! database, and say loudly when they are skipped.
+#![allow(dead_code)]
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum_cart::{async_trait, BoxError, Carts, CartsBuilder, Catalog, Product, ProductRef, Store};
+use rust_decimal::Decimal;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("cart_t_{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A migrated, empty database of one backend.
+pub struct Harness {
+    pub backend: &'static str,
+    pub store: Store,
+    cleanup: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(f) = self.cleanup.take() {
+            f();
+        }
+    }
+}
+
+impl Harness {
+    pub fn builder(&self) -> CartsBuilder {
+        Carts::builder(self.store.clone())
+    }
+
+    pub fn carts(&self) -> Carts {
+        self.builder().build()
+    }
+
+    pub async fn sqlite() -> Option<Harness> {
+        let path = std::env::temp_dir().join(format!("{}.db", unique_name()));
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::connect(&url).await.expect("open sqlite");
+        store.migrate().await.expect("migrate sqlite");
+        Some(Harness {
+            backend: "sqlite",
+            store,
+            cleanup: Some(Box::new(move || {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            })),
+        })
+    }
+
+    pub async fn postgres() -> Option<Harness> {
+        let Ok(url) = std::env::var("CART_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED (postgres): CART_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+        let schema = unique_name();
+        let admin = sqlx::PgPool::connect(&url).await.expect("connect postgres");
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
+        let options = PgConnectOptions::from_str(&url).expect("postgres url").options([("search_path", schema.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .expect("connect postgres schema");
+        let store = Store::from(pool.clone());
+        store.migrate().await.expect("migrate postgres");
+        Some(Harness {
+            backend: "postgres",
+            store,
+            cleanup: Some(Box::new(move || {
+                drop_later(async move {
+                    pool.close().await;
+                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await;
+                    admin.close().await;
+                })
+            })),
+        })
+    }
+
+    pub async fn mysql() -> Option<Harness> {
+        let Ok(url) = std::env::var("CART_TEST_MYSQL_URL") else {
+            eprintln!("SKIPPED (mysql): CART_TEST_MYSQL_URL is not set");
+            return None;
+        };
+        use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+        let db = unique_name();
+        let admin = sqlx::MySqlPool::connect(&url).await.expect("connect mysql");
+        sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.expect("create database");
+        let options = MySqlConnectOptions::from_str(&url).expect("mysql url").database(&db);
+        let pool = MySqlPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .expect("connect mysql database");
+        let store = Store::from(pool.clone());
+        store.migrate().await.expect("migrate mysql");
+        Some(Harness {
+            backend: "mysql",
+            store,
+            cleanup: Some(Box::new(move || {
+                drop_later(async move {
+                    pool.close().await;
+                    let _ = sqlx::query(&format!("DROP DATABASE {db}")).execute(&admin).await;
+                    admin.close().await;
+                })
+            })),
+        })
+    }
+}
+
+/// Runs the clean-up on a thread of its own (Drop cannot await).
+fn drop_later(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(f);
+        }
+    })
+    .join();
+}
+
+/// Declares each listed `async fn(Harness)` as one test per backend: `sqlite::name`,
+/// `postgres::name`, `mysql::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+               async fn $name() {
+                   if let Some(h) = $crate::common::Harness::sqlite().await { super::$name(h).await }
+               } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+               async fn $name() {
+                   if let Some(h) = $crate::common::Harness::postgres().await { super::$name(h).await }
+               } )*
+        }
+        mod mysql {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+               async fn $name() {
+                   if let Some(h) = $crate::common::Harness::mysql().await { super::$name(h).await }
+               } )*
+        }
+    };
+}
+
+pub fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).expect("decimal literal")
+}
+
+pub fn p(kind: &str, id: i64) -> ProductRef {
+    ProductRef::new(kind, id).expect("product ref")
+}
+
+/// A product with a price, as an app would define it.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub kind: &'static str,
+    pub id: i64,
+    pub name: String,
+    pub price: Decimal,
+}
+
+impl Product for Item {
+    fn kind(&self) -> &str {
+        self.kind
+    }
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn price(&self) -> Option<Decimal> {
+        Some(self.price)
+    }
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+pub fn item(kind: &'static str, id: i64, price: &str) -> Item {
+    Item { kind, id, name: format!("{kind} {id}"), price: d(price) }
+}
+
+/// A catalogue of `book`, `coffee` and `course` ids 1..=100 (price 10.00 + id), counting calls.
+#[derive(Clone, Default)]
+pub struct TestCatalog {
+    pub calls: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl Catalog for TestCatalog {
+    async fn products(&self, kind: &str, ids: &[i64]) -> Result<Vec<Arc<dyn Product>>, BoxError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let kind: &'static str = match kind {
+            "book" => "book",
+            "coffee" => "coffee",
+            "course" => "course",
+            _ => return Ok(Vec::new()),
+        };
+        Ok(ids
+            .iter()
+            .filter(|id| (1..=100).contains(*id))
+            .map(|id| Arc::new(item(kind, *id, &format!("{}.00", 10 + id))) as Arc<dyn Product>)
+            .collect())
+    }
+}
