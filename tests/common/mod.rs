@@ -21,10 +21,39 @@ fn unique_name() -> String {
     format!("cart_t_{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The harness's own handle on the database, for checks the API does not offer.
+pub enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+}
+
+impl Raw {
+    /// Runs one statement with no parameters.
+    pub async fn exec(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Raw::Sqlite(p) => sqlx::query(sql).execute(p).await?.rows_affected(),
+            Raw::Postgres(p) => sqlx::query(sql).execute(p).await?.rows_affected(),
+            Raw::MySql(p) => sqlx::query(sql).execute(p).await?.rows_affected(),
+        })
+    }
+
+    /// Runs a query returning one integer.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Raw::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            Raw::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            Raw::MySql(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+        .expect("count query")
+    }
+}
+
 /// A migrated, empty database of one backend.
 pub struct Harness {
     pub backend: &'static str,
     pub store: Store,
+    pub raw: Raw,
     cleanup: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -47,12 +76,20 @@ impl Harness {
 
     pub async fn sqlite() -> Option<Harness> {
         let path = std::env::temp_dir().join(format!("{}.db", unique_name()));
-        let url = format!("sqlite://{}", path.display());
-        let store = Store::connect(&url).await.expect("open sqlite");
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.expect("open sqlite");
+        let store = Store::from(pool.clone());
         store.migrate().await.expect("migrate sqlite");
         Some(Harness {
             backend: "sqlite",
             store,
+            raw: Raw::Sqlite(pool),
             cleanup: Some(Box::new(move || {
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -82,6 +119,7 @@ impl Harness {
         Some(Harness {
             backend: "postgres",
             store,
+            raw: Raw::Postgres(pool.clone()),
             cleanup: Some(Box::new(move || {
                 drop_later(async move {
                     pool.close().await;
@@ -113,6 +151,7 @@ impl Harness {
         Some(Harness {
             backend: "mysql",
             store,
+            raw: Raw::MySql(pool.clone()),
             cleanup: Some(Box::new(move || {
                 drop_later(async move {
                     pool.close().await;

@@ -66,8 +66,9 @@ pub enum CartError {
     /// `merge` of a cart into itself.
     #[error("Cannot merge a cart with itself.")]
     MergeIntoSelf,
-    /// A serialised cart payload that is not valid.
-    #[error("Invalid cart payload: {0}")]
+    /// Input that is not valid as a whole: a serialised cart payload, a merge strategy
+    /// name, a batch that is too large.
+    #[error("{0}")]
     InvalidPayload(String),
     /// The session adapter failed to read or write the cart id.
     #[error("Session error: {0}")]

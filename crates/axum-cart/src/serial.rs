@@ -73,7 +73,7 @@ impl CartPayload {
     /// Parses JSON text. See [`from_json`](Self::from_json).
     pub fn parse(text: &str) -> Result<Self, CartError> {
         let value: Value = serde_json::from_str(text)
-            .map_err(|e| CartError::InvalidPayload(format!("not JSON: {e}")))?;
+            .map_err(|e| CartError::InvalidPayload(format!("Invalid cart payload: not JSON: {e}")))?;
         Self::from_json(&value)
     }
 
@@ -82,7 +82,7 @@ impl CartPayload {
     /// decimal strings with at most two places, `kind`/`id`/`total_price` consistent with
     /// the key and line when present, at most 1000 lines.
     pub fn from_json(value: &Value) -> Result<Self, CartError> {
-        let bad = |m: String| CartError::InvalidPayload(m);
+        let bad = |m: String| CartError::InvalidPayload(format!("Invalid cart payload: {m}"));
         let map = value.as_object().ok_or_else(|| bad("expected a JSON object".into()))?;
         if map.len() > BATCH_LIMIT + 1 {
             return Err(bad(format!("at most {BATCH_LIMIT} lines, got {}", map.len())));
