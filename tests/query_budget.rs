@@ -1,1 +1,133 @@
+//! Query budgets, counted from the statements sqlx actually sends (its `sqlx::query` log
+//! events), not timed. One test function in its own binary, so the global counter sees
+//! nothing but these scenarios.
 
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum_cart::{Line, MemorySession};
+use common::{d, p, Harness, TestCatalog};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+
+struct CountStatements;
+
+impl<S: Subscriber> Layer<S> for CountStatements {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            // A new pooled connection runs its PRAGMAs (SQLite) or SETs (MySQL): set-up, not queries.
+            struct Summary(String);
+            impl tracing::field::Visit for Summary {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    if f.name() == "summary" {
+                        self.0 = format!("{v:?}");
+                    }
+                }
+            }
+            let mut summary = Summary(String::new());
+            event.record(&mut summary);
+            if !summary.0.starts_with("\"PRAGMA") && !summary.0.starts_with("\"SET ") {
+                STATEMENTS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+async fn counted<T>(f: impl std::future::Future<Output = T>) -> (T, usize) {
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let out = f.await;
+    (out, STATEMENTS.load(Ordering::SeqCst) - before)
+}
+
+async fn budgets(h: Harness) {
+    let name = h.backend;
+    let catalog = TestCatalog::default();
+    let carts = h.builder().catalog(catalog.clone()).build();
+    let session = MemorySession::default();
+
+    // The first add of a visitor: create the cart row + one upsert.
+    let mut cart = carts.open(session.clone()).await.unwrap();
+    let (r, n) = counted(cart.add(&p("book", 1), d("10.00"), 1)).await;
+    r.unwrap();
+    assert!(n <= 2, "{name}: first add took {n} statements");
+
+    // Any later add: one atomic statement.
+    let mut cart = carts.open(session.clone()).await.unwrap();
+    let (r, n) = counted(cart.add(&p("book", 1), d("10.00"), 1)).await;
+    r.unwrap();
+    assert!(n <= 2, "{name}: add took {n} statements");
+    println!("{name}: add = {n} statement(s)");
+
+    // A cold total() with default calculators: one query.
+    let cart = carts.open(session.clone()).await.unwrap();
+    let (r, n) = counted(cart.total()).await;
+    assert_eq!(r.unwrap().to_string(), "20.00");
+    assert_eq!(n, 1, "{name}: cold total()");
+
+    // Ten summary() calls: one query.
+    let cart = carts.open(session.clone()).await.unwrap();
+    let (_, n) = counted(async {
+        for _ in 0..10 {
+            cart.summary().await.unwrap();
+        }
+    })
+    .await;
+    assert_eq!(n, 1, "{name}: ten summary() calls");
+
+    // Header reads for a visitor with no cart: no query at all.
+    let nobody = carts.open(MemorySession::default()).await.unwrap();
+    let (_, n) = counted(async {
+        nobody.count().await.unwrap();
+        nobody.total().await.unwrap();
+    })
+    .await;
+    assert_eq!(n, 0, "{name}: a visitor with no cart costs no query");
+
+    // items_with_products over 100 lines of 3 kinds: one line query + 3 catalogue calls.
+    let mut big = carts.new_cart();
+    let lines: Vec<Line> = (1..=100)
+        .map(|i| {
+            Line::new(
+                p(["book", "coffee", "course"][i % 3], i as i64),
+                1,
+                d("1.00"),
+            )
+        })
+        .collect();
+    big.add_bulk(lines).await.unwrap();
+    let id = big.id().await.unwrap().unwrap();
+    let fresh = carts.cart(id);
+    catalog.calls.store(0, Ordering::SeqCst);
+    let (r, n) = counted(fresh.items_with_products()).await;
+    assert_eq!(r.unwrap().len(), 100);
+    assert_eq!(n, 1, "{name}: items_with_products line query");
+    assert_eq!(
+        catalog.calls.load(Ordering::SeqCst),
+        3,
+        "{name}: one catalogue call per kind"
+    );
+}
+
+#[test]
+fn query_budgets() {
+    let subscriber = tracing_subscriber::registry().with(CountStatements);
+    tracing::subscriber::set_global_default(subscriber).expect("install the statement counter");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        if let Some(h) = Harness::sqlite().await {
+            budgets(h).await;
+        }
+        if let Some(h) = Harness::postgres().await {
+            budgets(h).await;
+        }
+        if let Some(h) = Harness::mysql().await {
+            budgets(h).await;
+        }
+    });
+}

@@ -45,8 +45,8 @@ pub mod tax;
 
 pub use async_trait::async_trait;
 pub use cart::{
-    AddOptions, Cart, CartId, CartView, Carts, Line, LoadedLine, MergeReport, MergeStrategy, Order, Totals,
-    BATCH_LIMIT, QUANTITY_LIMIT,
+    AddOptions, Cart, CartId, CartView, Carts, Line, LoadedLine, MergeReport, MergeStrategy, Order,
+    Totals, BATCH_LIMIT, QUANTITY_LIMIT,
 };
 pub use config::{CartConfig, CartsBuilder};
 pub use discount::{Discount, DiscountKind, NewDiscount};
@@ -59,3 +59,8 @@ pub use session::{MemorySession, SessionAdapter, CART_ID_KEY};
 pub use shipping::{FreeShipping, ShippingCalculator, ShippingOption};
 pub use store::{CartRecord, Store};
 pub use tax::{NoTax, TaxCalculator};
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

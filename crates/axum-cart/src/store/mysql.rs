@@ -7,9 +7,9 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{MySqlConnection, MySqlPool, Row};
 
 use super::{
-    decode_cart, decode_discount, decode_line, duplicate_code, fold_snapshot, is_checked_out_error, is_fk_error,
-    is_check_error, is_unique_error, migrator, now_epoch, used_up, AddOutcome, Backend, CartRecord, Locked, Plan, RowExt, Snapshot,
-    Write, WriteOutcome, CART_COLUMNS,
+    decode_cart, decode_discount, decode_line, duplicate_code, fold_snapshot, is_check_error,
+    is_checked_out_error, is_fk_error, is_unique_error, migrator, now_epoch, used_up, AddOutcome,
+    Backend, CartRecord, Locked, Plan, RowExt, Snapshot, Write, WriteOutcome, CART_COLUMNS,
 };
 use crate::cart::{CartId, Line};
 use crate::discount::Discount;
@@ -70,7 +70,8 @@ const DISCOUNT: &str = "SELECT d.id, d.code, d.discount_type, d.value, d.min_car
 
 /// MySQL has no `DO UPDATE … WHERE`: past the maximum the quantity is set to 0, which the
 /// `cart_items_quantity` CHECK refuses, so the whole statement fails and nothing changes.
-const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
+const ADD: &str =
+    "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
      VALUES (?, ?, ?, ?, ?) \
      ON DUPLICATE KEY UPDATE \
      unit_price = IF(quantity + VALUES(quantity) <= ?, VALUES(unit_price), unit_price), \
@@ -83,25 +84,41 @@ async fn insert_cart(conn: &mut MySqlConnection) -> Result<CartId, sqlx::Error> 
         .bind(now)
         .execute(conn)
         .await?;
-    Ok(CartId::from_db(i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX)))
+    Ok(CartId::from_db(
+        i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX),
+    ))
 }
 
-async fn lock_cart(conn: &mut MySqlConnection, id: CartId) -> Result<Option<(Snapshot, Option<i64>)>, CartError> {
-    let row = sqlx::query(&format!("SELECT {CART_COLUMNS}, c.discount_id FROM cart_carts c WHERE c.id = ? FOR UPDATE"))
-        .bind(id.get())
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn lock_cart(
+    conn: &mut MySqlConnection,
+    id: CartId,
+) -> Result<Option<(Snapshot, Option<i64>)>, CartError> {
+    let row = sqlx::query(&format!(
+        "SELECT {CART_COLUMNS}, c.discount_id FROM cart_carts c WHERE c.id = ? FOR UPDATE"
+    ))
+    .bind(id.get())
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let snap = decode_cart(&row, 0)?;
     let discount_id = row.int_opt(5)?;
     Ok(Some((snap, discount_id)))
 }
 
-async fn read_locked(conn: &mut MySqlConnection, id: CartId, lock_discount: bool) -> Result<Option<Snapshot>, CartError> {
-    let Some((mut snap, discount_id)) = lock_cart(conn, id).await? else { return Ok(None) };
+async fn read_locked(
+    conn: &mut MySqlConnection,
+    id: CartId,
+    lock_discount: bool,
+) -> Result<Option<Snapshot>, CartError> {
+    let Some((mut snap, discount_id)) = lock_cart(conn, id).await? else {
+        return Ok(None);
+    };
     if let Some(did) = discount_id {
         let lock = if lock_discount { " FOR UPDATE" } else { "" };
-        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.id = ?{lock}")).bind(did).fetch_optional(&mut *conn).await?;
+        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.id = ?{lock}"))
+            .bind(did)
+            .fetch_optional(&mut *conn)
+            .await?;
         snap.discount = match row {
             Some(r) => decode_discount(&r, 0)?,
             None => None,
@@ -194,7 +211,11 @@ async fn apply(conn: &mut MySqlConnection, write: &Write) -> Result<(), CartErro
 }
 
 async fn touch(conn: &mut MySqlConnection, id: CartId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE cart_carts SET updated_at = ? WHERE id = ?").bind(now_epoch()).bind(id.get()).execute(conn).await?;
+    sqlx::query("UPDATE cart_carts SET updated_at = ? WHERE id = ?")
+        .bind(now_epoch())
+        .bind(id.get())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -210,11 +231,19 @@ impl Backend for MySqlBackend {
     }
 
     async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError> {
-        let rows = sqlx::query(LOAD).bind(id.get()).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(LOAD)
+            .bind(id.get())
+            .fetch_all(&self.pool)
+            .await?;
         fold_snapshot(&rows)
     }
 
-    async fn add(&self, cart: Option<CartId>, line: &Line, max: i64) -> Result<AddOutcome, CartError> {
+    async fn add(
+        &self,
+        cart: Option<CartId>,
+        line: &Line,
+        max: i64,
+    ) -> Result<AddOutcome, CartError> {
         let mut conn = self.pool.acquire().await?;
         let (cart_id, created) = match cart {
             Some(id) => (id, false),
@@ -237,6 +266,14 @@ impl Backend for MySqlBackend {
             Err(e) if is_check_error(&e) => return Ok(AddOutcome::Exceeded),
             Err(e) => return Err(e.into()),
         }
+        if created {
+            // A new cart's line holds exactly what was added.
+            return Ok(AddOutcome::Added {
+                cart_id,
+                created,
+                quantity: line.quantity,
+            });
+        }
         let quantity: i64 = sqlx::query_scalar(
             "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
         )
@@ -245,10 +282,18 @@ impl Backend for MySqlBackend {
         .bind(line.product.id())
         .fetch_one(&mut *conn)
         .await?;
-        Ok(AddOutcome::Added { cart_id, created, quantity })
+        Ok(AddOutcome::Added {
+            cart_id,
+            created,
+            quantity,
+        })
     }
 
-    async fn line_quantity(&self, cart: CartId, product: &ProductRef) -> Result<Option<i64>, CartError> {
+    async fn line_quantity(
+        &self,
+        cart: CartId,
+        product: &ProductRef,
+    ) -> Result<Option<i64>, CartError> {
         Ok(sqlx::query_scalar(
             "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
         )
@@ -273,7 +318,9 @@ impl Backend for MySqlBackend {
             Some(id) => id,
             None => insert_cart(&mut tx).await?,
         };
-        let Some(target_snap) = read_locked(&mut tx, target_id, lock_discount).await? else { return Ok(WriteOutcome::Gone) };
+        let Some(target_snap) = read_locked(&mut tx, target_id, lock_discount).await? else {
+            return Ok(WriteOutcome::Gone);
+        };
         let mut other_snaps = Vec::with_capacity(others.len());
         for id in others {
             match read_locked(&mut tx, *id, false).await? {
@@ -281,14 +328,20 @@ impl Backend for MySqlBackend {
                 None => return Ok(WriteOutcome::Gone),
             }
         }
-        let writes = plan(&Locked { target: target_snap, others: other_snaps })?;
+        let writes = plan(&Locked {
+            target: target_snap,
+            others: other_snaps,
+        })?;
         if writes.is_empty() {
             return Ok(WriteOutcome::Unchanged);
         }
         for w in &writes {
             apply(&mut tx, w).await?;
         }
-        if writes.iter().all(|w| !matches!(w, Write::DeleteCart { cart } if *cart == target_id)) {
+        if writes
+            .iter()
+            .all(|w| !matches!(w, Write::DeleteCart { cart } if *cart == target_id))
+        {
             touch(&mut tx, target_id).await?;
         }
         tx.commit().await?;
@@ -296,7 +349,10 @@ impl Backend for MySqlBackend {
     }
 
     async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError> {
-        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.code = ?")).bind(code).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.code = ?"))
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => decode_discount(&r, 0),
             None => Ok(None),
@@ -321,15 +377,22 @@ impl Backend for MySqlBackend {
         .execute(&self.pool)
         .await;
         match result {
-            Ok(done) => Ok(Discount { id: i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX), ..d.clone() }),
+            Ok(done) => Ok(Discount {
+                id: i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX),
+                ..d.clone()
+            }),
             Err(e) if is_unique_error(&e) => Err(duplicate_code(&d.code)),
             Err(e) => Err(e.into()),
         }
     }
 
     async fn list_discounts(&self) -> Result<Vec<Discount>, CartError> {
-        let rows = sqlx::query(&format!("{DISCOUNT} ORDER BY d.code")).fetch_all(&self.pool).await?;
-        rows.iter().filter_map(|r| decode_discount(r, 0).transpose()).collect()
+        let rows = sqlx::query(&format!("{DISCOUNT} ORDER BY d.code"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .filter_map(|r| decode_discount(r, 0).transpose())
+            .collect()
     }
 
     async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError> {
@@ -347,6 +410,8 @@ impl Backend for MySqlBackend {
             if open_only { "AND c.checked_out = 0" } else { "" }
         );
         let rows = sqlx::query(&sql).bind(user).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(decode_cart(r, 0)?.record())).collect()
+        rows.iter()
+            .map(|r| Ok(decode_cart(r, 0)?.record()))
+            .collect()
     }
 }
