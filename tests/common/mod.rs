@@ -18,7 +18,12 @@ fn unique_name() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("cart_t_{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "cart_t_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The harness's own handle on the database, for checks the API does not offer.
@@ -83,7 +88,11 @@ impl Harness {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.expect("open sqlite");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .expect("open sqlite");
         let store = Store::from(pool.clone());
         store.migrate().await.expect("migrate sqlite");
         Some(Harness {
@@ -106,8 +115,13 @@ impl Harness {
         use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
         let schema = unique_name();
         let admin = sqlx::PgPool::connect(&url).await.expect("connect postgres");
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
-        let options = PgConnectOptions::from_str(&url).expect("postgres url").options([("search_path", schema.as_str())]);
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        let options = PgConnectOptions::from_str(&url)
+            .expect("postgres url")
+            .options([("search_path", schema.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(30))
@@ -123,7 +137,9 @@ impl Harness {
             cleanup: Some(Box::new(move || {
                 drop_later(async move {
                     pool.close().await;
-                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await;
+                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                        .execute(&admin)
+                        .await;
                     admin.close().await;
                 })
             })),
@@ -138,8 +154,13 @@ impl Harness {
         use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
         let db = unique_name();
         let admin = sqlx::MySqlPool::connect(&url).await.expect("connect mysql");
-        sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.expect("create database");
-        let options = MySqlConnectOptions::from_str(&url).expect("mysql url").database(&db);
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        let options = MySqlConnectOptions::from_str(&url)
+            .expect("mysql url")
+            .database(&db);
         let pool = MySqlPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(30))
@@ -155,7 +176,9 @@ impl Harness {
             cleanup: Some(Box::new(move || {
                 drop_later(async move {
                     pool.close().await;
-                    let _ = sqlx::query(&format!("DROP DATABASE {db}")).execute(&admin).await;
+                    let _ = sqlx::query(&format!("DROP DATABASE {db}"))
+                        .execute(&admin)
+                        .await;
                     admin.close().await;
                 })
             })),
@@ -166,7 +189,10 @@ impl Harness {
 /// Runs the clean-up on a thread of its own (Drop cannot await).
 fn drop_later(f: impl std::future::Future<Output = ()> + Send + 'static) {
     let _ = std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             rt.block_on(f);
         }
     })
@@ -232,7 +258,12 @@ impl Product for Item {
 }
 
 pub fn item(kind: &'static str, id: i64, price: &str) -> Item {
-    Item { kind, id, name: format!("{kind} {id}"), price: d(price) }
+    Item {
+        kind,
+        id,
+        name: format!("{kind} {id}"),
+        price: d(price),
+    }
 }
 
 /// A catalogue of `book`, `coffee` and `course` ids 1..=100 (price 10.00 + id), counting calls.

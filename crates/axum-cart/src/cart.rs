@@ -78,7 +78,11 @@ pub struct Line {
 impl Line {
     /// A line. Nothing is checked here; the cart checks lines when they are written.
     pub fn new(product: ProductRef, quantity: i64, unit_price: Decimal) -> Line {
-        Line { product, quantity, unit_price }
+        Line {
+            product,
+            quantity,
+            unit_price,
+        }
     }
 
     /// `quantity × unit_price`, two decimal places.
@@ -136,7 +140,12 @@ impl CartView {
     /// ```
     pub fn from_lines(lines: Vec<Line>) -> CartView {
         let subtotal = subtotal(&lines);
-        CartView { lines: lines.into(), subtotal, discount: money::cents(Decimal::ZERO), discount_code: None }
+        CartView {
+            lines: lines.into(),
+            subtotal,
+            discount: money::cents(Decimal::ZERO),
+            discount_code: None,
+        }
     }
 
     /// The lines.
@@ -166,7 +175,12 @@ impl CartView {
 }
 
 fn subtotal(lines: &[Line]) -> Decimal {
-    money::cents(lines.iter().map(|l| Decimal::from(l.quantity) * l.unit_price).sum())
+    money::cents(
+        lines
+            .iter()
+            .map(|l| Decimal::from(l.quantity) * l.unit_price)
+            .sum(),
+    )
 }
 
 /// Every figure of a cart at once, for a page or a JSON body.
@@ -355,7 +369,10 @@ impl Carts {
     /// or checked out gets a fresh cart.
     pub async fn open(&self, session: impl SessionAdapter) -> Result<Cart, CartError> {
         let session: Arc<dyn SessionAdapter> = Arc::new(session);
-        let id = session.cart_id().await.map_err(|e| CartError::Session(e.to_string()))?;
+        let id = session
+            .cart_id()
+            .await
+            .map_err(|e| CartError::Session(e.to_string()))?;
         Ok(self.facade(Some(session), id.map_or(Binding::None, Binding::Unverified)))
     }
 
@@ -374,7 +391,12 @@ impl Carts {
         Cart {
             carts: self.clone(),
             session,
-            state: Mutex::new(State { binding, snap: None, tax: None, shipping: None }),
+            state: Mutex::new(State {
+                binding,
+                snap: None,
+                tax: None,
+                shipping: None,
+            }),
         }
     }
 
@@ -411,7 +433,13 @@ impl Carts {
     /// Switches a code off (or on again). `false` if there is no such code.
     pub async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError> {
         match normalize_code(code) {
-            Ok(code) => self.inner.store.backend.set_discount_active(&code, active).await,
+            Ok(code) => {
+                self.inner
+                    .store
+                    .backend
+                    .set_discount_active(&code, active)
+                    .await
+            }
             Err(_) => Ok(false),
         }
     }
@@ -467,7 +495,9 @@ pub struct Cart {
 
 impl fmt::Debug for Cart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cart").field("binding", &self.binding()).finish_non_exhaustive()
+        f.debug_struct("Cart")
+            .field("binding", &self.binding())
+            .finish_non_exhaustive()
     }
 }
 
@@ -486,7 +516,9 @@ fn empty_snapshot() -> Arc<Snapshot> {
 impl Cart {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is only ever replaced whole, so a poisoned lock still holds valid data.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn binding(&self) -> Binding {
@@ -574,7 +606,13 @@ impl Cart {
 
     /// Total units (`len(cart)`).
     pub async fn count(&self) -> Result<i64, CartError> {
-        Ok(self.snapshot().await?.lines.iter().map(|l| l.quantity).sum())
+        Ok(self
+            .snapshot()
+            .await?
+            .lines
+            .iter()
+            .map(|l| l.quantity)
+            .sum())
     }
 
     /// Distinct products.
@@ -607,11 +645,21 @@ impl Cart {
     pub async fn items_with_products(&self) -> Result<Vec<crate::LoadedLine>, CartError> {
         let snap = self.snapshot().await?;
         let Some(catalog) = self.config().catalog.clone() else {
-            return Ok(snap.lines.iter().map(|l| LoadedLine { line: l.clone(), product: None }).collect());
+            return Ok(snap
+                .lines
+                .iter()
+                .map(|l| LoadedLine {
+                    line: l.clone(),
+                    product: None,
+                })
+                .collect());
         };
         let mut by_kind: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
         for line in &snap.lines {
-            by_kind.entry(line.product.kind()).or_default().push(line.product.id());
+            by_kind
+                .entry(line.product.kind())
+                .or_default()
+                .push(line.product.id());
         }
         let mut found: HashMap<(String, i64), Arc<dyn Product>> = HashMap::new();
         for (kind, ids) in by_kind {
@@ -628,7 +676,9 @@ impl Cart {
             .iter()
             .map(|l| LoadedLine {
                 line: l.clone(),
-                product: found.get(&(l.product.kind().to_owned(), l.product.id())).cloned(),
+                product: found
+                    .get(&(l.product.kind().to_owned(), l.product.id()))
+                    .cloned(),
             })
             .collect())
     }
@@ -640,7 +690,12 @@ impl Cart {
 
     /// The applied discount code, if any.
     pub async fn discount_code(&self) -> Result<Option<String>, CartError> {
-        Ok(self.snapshot().await?.discount.as_ref().map(|d| d.code.clone()))
+        Ok(self
+            .snapshot()
+            .await?
+            .discount
+            .as_ref()
+            .map(|d| d.code.clone()))
     }
 
     /// What the applied discount takes off: 0.00 with none, and 0.00 once it is no longer
@@ -657,7 +712,12 @@ impl Cart {
             return Ok(tax);
         }
         let view = self.view(&snap);
-        let tax = self.config().tax.calculate(&view).await.map_err(|e| CartError::plugin("tax calculator", e))?;
+        let tax = self
+            .config()
+            .tax
+            .calculate(&view)
+            .await
+            .map_err(|e| CartError::plugin("tax calculator", e))?;
         let tax = money::cents(tax);
         self.lock().tax = Some(tax);
         Ok(tax)
@@ -708,7 +768,12 @@ impl Cart {
     /// or the error checkout would return (empty, below the minimum, discount invalid).
     pub async fn can_checkout(&self) -> Result<(), CartError> {
         let snap = self.snapshot().await?;
-        checkout_rules(&snap, self.config().min_order_amount, OffsetDateTime::now_utc()).map(|_| ())
+        checkout_rules(
+            &snap,
+            self.config().min_order_amount,
+            OffsetDateTime::now_utc(),
+        )
+        .map(|_| ())
     }
 
     // ---- changes -----------------------------------------------------------------------
@@ -723,7 +788,8 @@ impl Cart {
         unit_price: Decimal,
         quantity: i64,
     ) -> Result<Line, CartError> {
-        self.add_with(product, unit_price, quantity, AddOptions::new()).await
+        self.add_with(product, unit_price, quantity, AddOptions::new())
+            .await
     }
 
     /// [`add`](Self::add) with price validation and/or an inventory check.
@@ -735,13 +801,18 @@ impl Cart {
         options: AddOptions,
     ) -> Result<Line, CartError> {
         if quantity < 1 {
-            return Err(CartError::InvalidQuantity("Quantity must be at least 1.".into()));
+            return Err(CartError::InvalidQuantity(
+                "Quantity must be at least 1.".into(),
+            ));
         }
         let unit_price = money::unit_price(unit_price)?;
         if options.validate_price {
             if let Some(expected) = product.price() {
                 if expected != unit_price {
-                    return Err(CartError::PriceMismatch { expected: money::cents(expected), got: unit_price });
+                    return Err(CartError::PriceMismatch {
+                        expected: money::cents(expected),
+                        got: unit_price,
+                    });
                 }
             }
         }
@@ -756,7 +827,14 @@ impl Cart {
         if options.check_inventory {
             let binding = self.binding();
             let existing = match binding.id() {
-                Some(id) => self.carts.inner.store.backend.line_quantity(id, &pref).await?.unwrap_or(0),
+                Some(id) => self
+                    .carts
+                    .inner
+                    .store
+                    .backend
+                    .line_quantity(id, &pref)
+                    .await?
+                    .unwrap_or(0),
                 None => 0,
             };
             let wanted = existing + quantity;
@@ -767,20 +845,37 @@ impl Cart {
                 .await
                 .map_err(|e| CartError::plugin("inventory checker", e))?;
             if !ok {
-                return Err(CartError::InsufficientStock { product: pref, quantity: wanted });
+                return Err(CartError::InsufficientStock {
+                    product: pref,
+                    quantity: wanted,
+                });
             }
         }
         let line = Line::new(pref, quantity, unit_price);
         for _ in 0..2 {
             let binding = self.binding();
-            match self.carts.inner.store.backend.add(binding.id(), &line, max).await? {
-                AddOutcome::Added { cart_id, created, quantity } => {
+            match self
+                .carts
+                .inner
+                .store
+                .backend
+                .add(binding.id(), &line, max)
+                .await?
+            {
+                AddOutcome::Added {
+                    cart_id,
+                    created,
+                    quantity,
+                } => {
                     if created {
                         self.remember(cart_id).await?;
                     }
                     self.invalidate(Binding::Open(cart_id));
                     let line = Line { quantity, ..line };
-                    self.carts.emit(vec![CartEvent::ItemAdded { cart_id, line: line.clone() }]);
+                    self.carts.emit(vec![CartEvent::ItemAdded {
+                        cart_id,
+                        line: line.clone(),
+                    }]);
                     return Ok(line);
                 }
                 AddOutcome::Exceeded => return Err(exceeds(max)),
@@ -800,7 +895,10 @@ impl Cart {
     /// Stores a newly created cart's id in the session.
     async fn remember(&self, id: CartId) -> Result<(), CartError> {
         if let Some(session) = &self.session {
-            session.set_cart_id(id).await.map_err(|e| CartError::Session(e.to_string()))?;
+            session
+                .set_cart_id(id)
+                .await
+                .map_err(|e| CartError::Session(e.to_string()))?;
         }
         Ok(())
     }
@@ -808,7 +906,12 @@ impl Cart {
     /// Runs a locked write: `plan` sees the freshly read, locked carts and says what to
     /// write. Handles the binding (creating the row when needed, stale ids, checked-out
     /// carts) and drops the cache afterwards. Returns the cart id when something was written.
-    async fn locked<F>(&mut self, others: &[CartId], lock_discount: bool, mut plan: F) -> Result<Option<CartId>, CartError>
+    async fn locked<F>(
+        &mut self,
+        others: &[CartId],
+        lock_discount: bool,
+        mut plan: F,
+    ) -> Result<Option<CartId>, CartError>
     where
         F: FnMut(&Locked) -> Result<Vec<Write>, CartError> + Send,
     {
@@ -821,7 +924,10 @@ impl Cart {
             let target = match binding {
                 Binding::None => {
                     // Ask the plan on an empty cart first: no row is created for nothing.
-                    let probe = Locked { target: (*empty_snapshot()).clone(), others: Vec::new() };
+                    let probe = Locked {
+                        target: (*empty_snapshot()).clone(),
+                        others: Vec::new(),
+                    };
                     let others_known = others.is_empty();
                     if others_known && plan(&probe)?.is_empty() {
                         return Ok(None);
@@ -831,7 +937,13 @@ impl Cart {
                 Binding::Closed(_) => return Err(CartError::CheckedOut),
                 Binding::Unverified(id) | Binding::Open(id) => Some(id),
             };
-            let result = self.carts.inner.store.backend.write(target, others, lock_discount, &mut plan).await;
+            let result = self
+                .carts
+                .inner
+                .store
+                .backend
+                .write(target, others, lock_discount, &mut plan)
+                .await;
             match result {
                 Ok(WriteOutcome::Written(id)) => {
                     if target.is_none() {
@@ -868,7 +980,9 @@ impl Cart {
         unit_price: Option<Decimal>,
     ) -> Result<Line, CartError> {
         if quantity < 0 {
-            return Err(CartError::InvalidQuantity("Quantity cannot be negative.".into()));
+            return Err(CartError::InvalidQuantity(
+                "Quantity cannot be negative.".into(),
+            ));
         }
         let unit_price = unit_price.map(money::unit_price).transpose()?;
         let max = self.config().line_limit();
@@ -881,12 +995,17 @@ impl Cart {
             .locked(&[], false, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
-                let old = t.line(&pref).ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+                let old = t
+                    .line(&pref)
+                    .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
                 let line = Line::new(pref.clone(), quantity, unit_price.unwrap_or(old.unit_price));
                 if quantity == 0 {
                     let old = old.clone();
                     result = Some((old, true));
-                    Ok(vec![Write::Delete { cart: t.id, product: pref.clone() }])
+                    Ok(vec![Write::Delete {
+                        cart: t.id,
+                        product: pref.clone(),
+                    }])
                 } else {
                     result = Some((line.clone(), false));
                     Ok(vec![Write::Upsert { cart: t.id, line }])
@@ -895,7 +1014,11 @@ impl Cart {
             .await?;
         let (line, deleted) = result.ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
         if let Some(cart_id) = id {
-            self.carts.emit(vec![CartEvent::ItemUpdated { cart_id, line: line.clone(), deleted }]);
+            self.carts.emit(vec![CartEvent::ItemUpdated {
+                cart_id,
+                line: line.clone(),
+                deleted,
+            }]);
         }
         Ok(line)
     }
@@ -907,12 +1030,19 @@ impl Cart {
             .locked(&[], false, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
-                t.line(&pref).ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
-                Ok(vec![Write::Delete { cart: t.id, product: pref.clone() }])
+                t.line(&pref)
+                    .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+                Ok(vec![Write::Delete {
+                    cart: t.id,
+                    product: pref.clone(),
+                }])
             })
             .await?;
         let cart_id = id.ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
-        self.carts.emit(vec![CartEvent::ItemRemoved { cart_id, product: pref }]);
+        self.carts.emit(vec![CartEvent::ItemRemoved {
+            cart_id,
+            product: pref,
+        }]);
         Ok(())
     }
 
@@ -936,7 +1066,10 @@ impl Cart {
 
     /// Writes several lines at once, all or nothing. Each line is set to the given
     /// quantity and price (an existing line is replaced, not increased).
-    pub async fn add_bulk(&mut self, lines: impl IntoIterator<Item = Line>) -> Result<Vec<Line>, CartError> {
+    pub async fn add_bulk(
+        &mut self,
+        lines: impl IntoIterator<Item = Line>,
+    ) -> Result<Vec<Line>, CartError> {
         let lines = self.checked_lines(lines.into_iter().collect())?;
         if lines.is_empty() {
             return Ok(Vec::new());
@@ -945,11 +1078,25 @@ impl Cart {
             .locked(&[], false, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
-                Ok(lines.iter().map(|l| Write::Upsert { cart: t.id, line: l.clone() }).collect())
+                Ok(lines
+                    .iter()
+                    .map(|l| Write::Upsert {
+                        cart: t.id,
+                        line: l.clone(),
+                    })
+                    .collect())
             })
             .await?;
         if let Some(cart_id) = id {
-            self.carts.emit(lines.iter().map(|l| CartEvent::ItemAdded { cart_id, line: l.clone() }).collect());
+            self.carts.emit(
+                lines
+                    .iter()
+                    .map(|l| CartEvent::ItemAdded {
+                        cart_id,
+                        line: l.clone(),
+                    })
+                    .collect(),
+            );
         }
         Ok(lines)
     }
@@ -967,12 +1114,17 @@ impl Cart {
             .into_iter()
             .map(|l| {
                 if l.quantity < 1 {
-                    return Err(CartError::InvalidQuantity("Quantity must be at least 1.".into()));
+                    return Err(CartError::InvalidQuantity(
+                        "Quantity must be at least 1.".into(),
+                    ));
                 }
                 if l.quantity > max {
                     return Err(exceeds(max));
                 }
-                Ok(Line { unit_price: money::unit_price(l.unit_price)?, ..l })
+                Ok(Line {
+                    unit_price: money::unit_price(l.unit_price)?,
+                    ..l
+                })
             })
             .collect()
     }
@@ -981,21 +1133,36 @@ impl Cart {
     /// if the code does not exist, or if it is not valid for this cart now.
     pub async fn apply_discount(&mut self, code: &str) -> Result<Discount, CartError> {
         if self.snapshot().await?.discount.is_some() {
-            return Err(CartError::InvalidDiscount("A discount is already applied to this cart.".into()));
+            return Err(CartError::InvalidDiscount(
+                "A discount is already applied to this cart.".into(),
+            ));
         }
         let shown: String = code.trim().chars().take(60).collect();
-        let missing = || CartError::InvalidDiscount(format!("Discount code '{shown}' does not exist."));
+        let missing =
+            || CartError::InvalidDiscount(format!("Discount code '{shown}' does not exist."));
         let normal = normalize_code(code).map_err(|_| missing())?;
-        let discount = self.carts.inner.store.backend.discount_by_code(&normal).await?.ok_or_else(missing)?;
+        let discount = self
+            .carts
+            .inner
+            .store
+            .backend
+            .discount_by_code(&normal)
+            .await?
+            .ok_or_else(missing)?;
         let now = OffsetDateTime::now_utc();
         self.locked(&[], false, |locked| {
             let t = &locked.target;
             ensure_open(t)?;
             if t.discount.is_some() {
-                return Err(CartError::InvalidDiscount("A discount is already applied to this cart.".into()));
+                return Err(CartError::InvalidDiscount(
+                    "A discount is already applied to this cart.".into(),
+                ));
             }
             discount.check(subtotal(&t.lines), now)?;
-            Ok(vec![Write::SetDiscount { cart: t.id, discount: Some(discount.id) }])
+            Ok(vec![Write::SetDiscount {
+                cart: t.id,
+                discount: Some(discount.id),
+            }])
         })
         .await?;
         Ok(discount)
@@ -1009,7 +1176,10 @@ impl Cart {
                 return Ok(Vec::new());
             }
             ensure_open(t)?;
-            Ok(vec![Write::SetDiscount { cart: t.id, discount: None }])
+            Ok(vec![Write::SetDiscount {
+                cart: t.id,
+                discount: None,
+            }])
         })
         .await?;
         Ok(())
@@ -1025,7 +1195,10 @@ impl Cart {
             if t.user_id == user {
                 return Ok(Vec::new());
             }
-            Ok(vec![Write::SetUser { cart: t.id, user: user.clone() }])
+            Ok(vec![Write::SetUser {
+                cart: t.id,
+                user: user.clone(),
+            }])
         })
         .await?;
         Ok(())
@@ -1038,7 +1211,11 @@ impl Cart {
     /// afterwards, so it is never left behind as an open orphan. Lines whose product the
     /// catalogue no longer has are left out and reported. Merging a cart into itself (even
     /// through two values over the same row) is refused and changes nothing.
-    pub async fn merge(&mut self, source: &mut Cart, strategy: MergeStrategy) -> Result<MergeReport, CartError> {
+    pub async fn merge(
+        &mut self,
+        source: &mut Cart,
+        strategy: MergeStrategy,
+    ) -> Result<MergeReport, CartError> {
         let src_snap = source.snapshot().await?;
         let own = self.snapshot().await?;
         let Some(src_id) = source.lock().binding.id() else {
@@ -1061,7 +1238,9 @@ impl Cart {
             .locked(&[src_id], false, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
-                let Some(s) = locked.others.first() else { return Ok(Vec::new()) };
+                let Some(s) = locked.others.first() else {
+                    return Ok(Vec::new());
+                };
                 ensure_open(s)?;
                 report = MergeReport::default();
                 events.clear();
@@ -1076,7 +1255,9 @@ impl Cart {
                             let (q, p) = match strategy {
                                 MergeStrategy::Add => (tl.quantity + sl.quantity, sl.unit_price),
                                 MergeStrategy::Replace => (sl.quantity, sl.unit_price),
-                                MergeStrategy::KeepHigher if tl.quantity >= sl.quantity => (tl.quantity, tl.unit_price),
+                                MergeStrategy::KeepHigher if tl.quantity >= sl.quantity => {
+                                    (tl.quantity, tl.unit_price)
+                                }
                                 MergeStrategy::KeepHigher => (sl.quantity, sl.unit_price),
                             };
                             (q, p, true)
@@ -1086,16 +1267,26 @@ impl Cart {
                     let line = Line::new(sl.product.clone(), quantity.min(max), unit_price);
                     report.merged += 1;
                     events.push(if existed {
-                        CartEvent::ItemUpdated { cart_id: t.id, line: line.clone(), deleted: false }
+                        CartEvent::ItemUpdated {
+                            cart_id: t.id,
+                            line: line.clone(),
+                            deleted: false,
+                        }
                     } else {
-                        CartEvent::ItemAdded { cart_id: t.id, line: line.clone() }
+                        CartEvent::ItemAdded {
+                            cart_id: t.id,
+                            line: line.clone(),
+                        }
                     });
                     writes.push(Write::Upsert { cart: t.id, line });
                 }
                 if t.discount.is_none() {
                     if let Some(d) = &s.discount {
                         report.discount_moved = true;
-                        writes.push(Write::SetDiscount { cart: t.id, discount: Some(d.id) });
+                        writes.push(Write::SetDiscount {
+                            cart: t.id,
+                            discount: Some(d.id),
+                        });
                     }
                 }
                 events.push(CartEvent::Cleared { cart_id: s.id });
@@ -1112,14 +1303,22 @@ impl Cart {
 
     /// The products among `lines` that the catalogue no longer has (none without a catalogue).
     async fn missing_products(&self, lines: &[Line]) -> Result<Vec<ProductRef>, CartError> {
-        let Some(catalog) = self.config().catalog.clone() else { return Ok(Vec::new()) };
+        let Some(catalog) = self.config().catalog.clone() else {
+            return Ok(Vec::new());
+        };
         let mut by_kind: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
         for l in lines {
-            by_kind.entry(l.product.kind()).or_default().push(l.product.id());
+            by_kind
+                .entry(l.product.kind())
+                .or_default()
+                .push(l.product.id());
         }
         let mut missing = Vec::new();
         for (kind, ids) in by_kind {
-            let found = catalog.products(kind, &ids).await.map_err(|e| CartError::plugin("catalogue", e))?;
+            let found = catalog
+                .products(kind, &ids)
+                .await
+                .map_err(|e| CartError::plugin("catalogue", e))?;
             for id in ids {
                 if !found.iter().any(|p| p.id() == id && p.kind() == kind) {
                     missing.push(ProductRef::new(kind, id)?);
@@ -1134,7 +1333,11 @@ impl Cart {
     ///
     /// If the user has no open cart, the guest cart is bound to the user (and created if the
     /// guest had none). If the guest cart already is the user's, nothing changes.
-    pub async fn login(&mut self, user_id: &str, strategy: MergeStrategy) -> Result<MergeReport, CartError> {
+    pub async fn login(
+        &mut self,
+        user_id: &str,
+        strategy: MergeStrategy,
+    ) -> Result<MergeReport, CartError> {
         let guest = self.snapshot().await?;
         let guest_id = self.binding().id();
         let open = self.carts.active_user_carts(user_id).await?;
@@ -1155,7 +1358,10 @@ impl Cart {
     /// change starts a new cart. The cart row itself is kept.
     pub async fn forget(&mut self) -> Result<(), CartError> {
         if let Some(session) = &self.session {
-            session.clear_cart_id().await.map_err(|e| CartError::Session(e.to_string()))?;
+            session
+                .clear_cart_id()
+                .await
+                .map_err(|e| CartError::Session(e.to_string()))?;
         }
         self.invalidate(Binding::None);
         Ok(())
@@ -1178,7 +1384,12 @@ impl Cart {
             let binding = self.binding();
             if let Binding::Closed(id) = binding {
                 let totals = self.totals().await?;
-                return Ok(Order { cart_id: id, lines: pre.lines.clone(), totals, placed_now: false });
+                return Ok(Order {
+                    cart_id: id,
+                    lines: pre.lines.clone(),
+                    totals,
+                    placed_now: false,
+                });
             }
             let totals = self.totals().await?;
             let mut already = false;
@@ -1190,7 +1401,9 @@ impl Cart {
                     if already {
                         return Ok(Vec::new());
                     }
-                    if t.lines != pre.lines || t.discount.as_ref().map(|d| d.id) != pre.discount.as_ref().map(|d| d.id) {
+                    if t.lines != pre.lines
+                        || t.discount.as_ref().map(|d| d.id) != pre.discount.as_ref().map(|d| d.id)
+                    {
                         changed = true;
                         return Ok(Vec::new());
                     }
@@ -1214,8 +1427,16 @@ impl Cart {
             if placed_now {
                 self.carts.emit(vec![CartEvent::CheckedOut { cart_id }]);
             }
-            let totals = Totals { checked_out: true, ..totals };
-            return Ok(Order { cart_id, lines: pre.lines.clone(), totals, placed_now });
+            let totals = Totals {
+                checked_out: true,
+                ..totals
+            };
+            return Ok(Order {
+                cart_id,
+                lines: pre.lines.clone(),
+                totals,
+                placed_now,
+            });
         }
         Err(CartError::Database(sqlx::Error::Protocol(
             "the cart kept changing during checkout; try again".into(),
@@ -1227,7 +1448,10 @@ impl Cart {
     /// Freezes the cart as a payload: lines keyed `"kind:id"` and the discount code.
     pub async fn to_serializable(&self) -> Result<CartPayload, CartError> {
         let snap = self.snapshot().await?;
-        Ok(CartPayload::new(snap.lines.clone(), snap.discount.as_ref().map(|d| d.code.clone())))
+        Ok(CartPayload::new(
+            snap.lines.clone(),
+            snap.discount.as_ref().map(|d| d.code.clone()),
+        ))
     }
 
     /// Restores a payload into this cart, all or nothing: each line is set to the
@@ -1244,7 +1468,10 @@ impl Cart {
             }
             for (kind, group) in by_kind {
                 let ids: Vec<i64> = group.iter().map(|l| l.product.id()).collect();
-                let found = catalog.products(kind, &ids).await.map_err(|e| CartError::plugin("catalogue", e))?;
+                let found = catalog
+                    .products(kind, &ids)
+                    .await
+                    .map_err(|e| CartError::plugin("catalogue", e))?;
                 for l in group {
                     let p = found
                         .iter()
@@ -1252,7 +1479,10 @@ impl Cart {
                         .ok_or_else(|| CartError::ProductNotFound(l.product.clone()))?;
                     if let Some(expected) = p.price() {
                         if money::cents(expected) != l.unit_price {
-                            return Err(CartError::PriceMismatch { expected: money::cents(expected), got: l.unit_price });
+                            return Err(CartError::PriceMismatch {
+                                expected: money::cents(expected),
+                                got: l.unit_price,
+                            });
                         }
                     }
                 }
@@ -1260,7 +1490,14 @@ impl Cart {
         }
         let discount = match payload.discount_code() {
             Some(code) => match normalize_code(code) {
-                Ok(code) => self.carts.inner.store.backend.discount_by_code(&code).await?,
+                Ok(code) => {
+                    self.carts
+                        .inner
+                        .store
+                        .backend
+                        .discount_by_code(&code)
+                        .await?
+                }
                 Err(_) => None,
             },
             None => None,
@@ -1270,8 +1507,13 @@ impl Cart {
             .locked(&[], false, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
-                let mut writes: Vec<Write> =
-                    lines.iter().map(|l| Write::Upsert { cart: t.id, line: l.clone() }).collect();
+                let mut writes: Vec<Write> = lines
+                    .iter()
+                    .map(|l| Write::Upsert {
+                        cart: t.id,
+                        line: l.clone(),
+                    })
+                    .collect();
                 if let (Some(d), None) = (&discount, &t.discount) {
                     let mut after = t.lines.clone();
                     for l in &lines {
@@ -1281,14 +1523,25 @@ impl Cart {
                         }
                     }
                     if d.check(subtotal(&after), now).is_ok() {
-                        writes.push(Write::SetDiscount { cart: t.id, discount: Some(d.id) });
+                        writes.push(Write::SetDiscount {
+                            cart: t.id,
+                            discount: Some(d.id),
+                        });
                     }
                 }
                 Ok(writes)
             })
             .await?;
         if let Some(cart_id) = id {
-            self.carts.emit(lines.iter().map(|l| CartEvent::ItemAdded { cart_id, line: l.clone() }).collect());
+            self.carts.emit(
+                lines
+                    .iter()
+                    .map(|l| CartEvent::ItemAdded {
+                        cart_id,
+                        line: l.clone(),
+                    })
+                    .collect(),
+            );
         }
         Ok(())
     }
@@ -1331,14 +1584,21 @@ fn totals(snap: &Snapshot, tax: Decimal, shipping: Decimal) -> Totals {
 
 /// The checks of checkout, in the original's order, on a freshly read cart; the discount
 /// use to count if they pass.
-fn checkout_rules(snap: &Snapshot, min: Option<Decimal>, now: OffsetDateTime) -> Result<Vec<Write>, CartError> {
+fn checkout_rules(
+    snap: &Snapshot,
+    min: Option<Decimal>,
+    now: OffsetDateTime,
+) -> Result<Vec<Write>, CartError> {
     if snap.lines.is_empty() {
         return Err(CartError::EmptyCart);
     }
     let sub = subtotal(&snap.lines);
     if let Some(minimum) = min {
         if sub < minimum {
-            return Err(CartError::MinimumOrderNotMet { subtotal: sub, minimum });
+            return Err(CartError::MinimumOrderNotMet {
+                subtotal: sub,
+                minimum,
+            });
         }
     }
     let mut writes = Vec::new();

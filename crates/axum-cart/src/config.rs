@@ -142,7 +142,10 @@ impl CartsBuilder {
     /// # Panics
     /// If `amount` is negative: a configuration error, found at start-up.
     pub fn min_order_amount(mut self, amount: Decimal) -> Self {
-        assert!(!amount.is_sign_negative() || amount.is_zero(), "min_order_amount cannot be negative, got {amount}");
+        assert!(
+            !amount.is_sign_negative() || amount.is_zero(),
+            "min_order_amount cannot be negative, got {amount}"
+        );
         self.config.min_order_amount = Some(crate::money::cents(amount));
         self
     }
@@ -168,6 +171,12 @@ impl CartsBuilder {
     /// The finished [`Carts`].
     pub fn build(self) -> Carts {
         let (events, _) = broadcast::channel(self.event_capacity);
-        Carts { inner: Arc::new(CartsInner { store: self.store, config: self.config, events }) }
+        Carts {
+            inner: Arc::new(CartsInner {
+                store: self.store,
+                config: self.config,
+                events,
+            }),
+        }
     }
 }

@@ -93,7 +93,10 @@ impl Discount {
         }
         if let Some(min) = self.min_cart_value {
             if subtotal < min {
-                return refuse(format!("Minimum cart value of {} required.", money::cents(min)));
+                return refuse(format!(
+                    "Minimum cart value of {} required.",
+                    money::cents(min)
+                ));
             }
         }
         Ok(())
@@ -203,7 +206,10 @@ impl NewDiscount {
         let bad = |m: String| Err(CartError::InvalidDiscount(m));
         let code = normalize_code(&self.code)?;
         if self.value.is_sign_negative() && !self.value.is_zero() {
-            return bad(format!("Discount value cannot be negative, got {}.", self.value));
+            return bad(format!(
+                "Discount value cannot be negative, got {}.",
+                self.value
+            ));
         }
         if self.value.normalize().scale() > 2 || self.value >= Decimal::from(100_000_000) {
             return bad(format!(
@@ -226,7 +232,10 @@ impl NewDiscount {
         }
         if let Some(max) = self.max_uses {
             if !(0..=i64::from(i32::MAX)).contains(&max) {
-                return bad(format!("Maximum uses must be between 0 and {}, got {max}.", i32::MAX));
+                return bad(format!(
+                    "Maximum uses must be between 0 and {}, got {max}.",
+                    i32::MAX
+                ));
             }
         }
         if let (Some(from), Some(until)) = (self.valid_from, self.valid_until) {
@@ -260,7 +269,9 @@ impl NewDiscount {
 pub(crate) fn normalize_code(code: &str) -> Result<String, CartError> {
     let code = code.trim().to_uppercase();
     if code.is_empty() {
-        return Err(CartError::InvalidDiscount("Discount code cannot be empty.".into()));
+        return Err(CartError::InvalidDiscount(
+            "Discount code cannot be empty.".into(),
+        ));
     }
     if code.chars().count() > MAX_CODE_LEN || code.chars().any(char::is_control) {
         let shown: String = code.chars().take(20).collect();
@@ -294,15 +305,33 @@ mod tests {
     fn dmod_06_percent_is_capped_and_rounded_half_up() {
         let p = NewDiscount::percent("P", d("20")).preview();
         assert_eq!(p.amount(d("200")).to_string(), "40.00");
-        assert_eq!(NewDiscount::percent("Q", d("25")).preview().amount(d("12.34")).to_string(), "3.09");
-        assert_eq!(NewDiscount::percent("R", d("100")).preview().amount(d("200")).to_string(), "200.00");
+        assert_eq!(
+            NewDiscount::percent("Q", d("25"))
+                .preview()
+                .amount(d("12.34"))
+                .to_string(),
+            "3.09"
+        );
+        assert_eq!(
+            NewDiscount::percent("R", d("100"))
+                .preview()
+                .amount(d("200"))
+                .to_string(),
+            "200.00"
+        );
     }
 
     #[test]
     fn dmod_07_fixed_never_exceeds_subtotal() {
         let f = NewDiscount::fixed("F", d("500")).preview();
         assert_eq!(f.amount(d("200")).to_string(), "200.00");
-        assert_eq!(NewDiscount::fixed("G", d("25")).preview().amount(d("200")).to_string(), "25.00");
+        assert_eq!(
+            NewDiscount::fixed("G", d("25"))
+                .preview()
+                .amount(d("200"))
+                .to_string(),
+            "25.00"
+        );
     }
 
     #[test]
@@ -317,31 +346,47 @@ mod tests {
             .valid_until(now - Duration::days(1))
             .validate()
             .unwrap_err();
-        assert_eq!(err.to_string(), "valid_until must be the same as or later than valid_from.");
+        assert_eq!(
+            err.to_string(),
+            "valid_until must be the same as or later than valid_from."
+        );
         assert!(NewDiscount::fixed("", d("1")).validate().is_err());
-        assert!(NewDiscount::fixed("A".repeat(51), d("1")).validate().is_err());
+        assert!(NewDiscount::fixed("A".repeat(51), d("1"))
+            .validate()
+            .is_err());
     }
 
     #[test]
     fn dmod_13_check_order_and_messages() {
         let now = OffsetDateTime::now_utc();
-        let mut x = NewDiscount::percent("X", d("10")).min_cart_value(d("1000")).preview();
+        let mut x = NewDiscount::percent("X", d("10"))
+            .min_cart_value(d("1000"))
+            .preview();
         assert_eq!(
             x.check(d("200"), now).unwrap_err().to_string(),
             "Minimum cart value of 1000.00 required."
         );
         assert!(x.check(d("1000"), now).is_ok(), "DMOD-14: equality passes");
         x.valid_until = Some(now - Duration::seconds(1));
-        assert_eq!(x.check(d("1000"), now).unwrap_err().to_string(), "This discount has expired.");
+        assert_eq!(
+            x.check(d("1000"), now).unwrap_err().to_string(),
+            "This discount has expired."
+        );
         x.valid_from = Some(now + Duration::seconds(10));
-        assert_eq!(x.check(d("1000"), now).unwrap_err().to_string(), "This discount is not yet valid.");
+        assert_eq!(
+            x.check(d("1000"), now).unwrap_err().to_string(),
+            "This discount is not yet valid."
+        );
         x.max_uses = Some(0);
         assert_eq!(
             x.check(d("1000"), now).unwrap_err().to_string(),
             "This discount has reached its maximum number of uses."
         );
         x.active = false;
-        assert_eq!(x.check(d("1000"), now).unwrap_err().to_string(), "This discount is no longer active.");
+        assert_eq!(
+            x.check(d("1000"), now).unwrap_err().to_string(),
+            "This discount is no longer active."
+        );
     }
 
     #[test]

@@ -119,9 +119,7 @@ impl CartError {
             | CartError::PriceMismatch { .. }
             | CartError::InvalidPayload(_)
             | CartError::MergeIntoSelf => StatusCode::BAD_REQUEST,
-            CartError::ItemDoesNotExist(_) | CartError::ProductNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            CartError::ItemDoesNotExist(_) | CartError::ProductNotFound(_) => StatusCode::NOT_FOUND,
             CartError::InsufficientStock { .. } | CartError::CheckedOut => StatusCode::CONFLICT,
             CartError::InvalidDiscount(_)
             | CartError::MinimumOrderNotMet { .. }

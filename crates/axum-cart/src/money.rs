@@ -43,8 +43,14 @@ pub(crate) fn unit_price(price: Decimal) -> Result<Decimal, CartError> {
 pub(crate) fn parse_price(text: &str) -> Result<Decimal, CartError> {
     let ok = !text.is_empty()
         && text.len() <= 32
-        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
-    let parsed = if ok { text.parse::<Decimal>().ok() } else { None };
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
+    let parsed = if ok {
+        text.parse::<Decimal>().ok()
+    } else {
+        None
+    };
     match parsed {
         Some(p) => unit_price(p),
         None => {

@@ -82,9 +82,9 @@ pub(crate) fn parse_plain_int(s: &str) -> Option<i64> {
 fn validate_kind(kind: &str) -> Result<(), CartError> {
     let ok = !kind.is_empty()
         && kind.len() <= MAX_KIND_LEN
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.'));
+        && kind.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        });
     if ok {
         Ok(())
     } else {
@@ -180,8 +180,7 @@ pub(crate) fn product_ref(p: &(impl Product + ?Sized)) -> Result<ProductRef, Car
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
     /// The products of `kind` among `ids`, in any order.
-    async fn products(&self, kind: &str, ids: &[i64])
-        -> Result<Vec<Arc<dyn Product>>, BoxError>;
+    async fn products(&self, kind: &str, ids: &[i64]) -> Result<Vec<Arc<dyn Product>>, BoxError>;
 }
 
 /// The default catalogue: knows no product.

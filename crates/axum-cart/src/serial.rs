@@ -36,7 +36,10 @@ pub struct CartPayload {
 
 impl CartPayload {
     pub(crate) fn new(lines: Vec<Line>, discount_code: Option<String>) -> Self {
-        CartPayload { lines, discount_code }
+        CartPayload {
+            lines,
+            discount_code,
+        }
     }
 
     /// The lines.
@@ -72,8 +75,9 @@ impl CartPayload {
 
     /// Parses JSON text. See [`from_json`](Self::from_json).
     pub fn parse(text: &str) -> Result<Self, CartError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| CartError::InvalidPayload(format!("Invalid cart payload: not JSON: {e}")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            CartError::InvalidPayload(format!("Invalid cart payload: not JSON: {e}"))
+        })?;
         Self::from_json(&value)
     }
 
@@ -83,27 +87,34 @@ impl CartPayload {
     /// the key and line when present, at most 1000 lines.
     pub fn from_json(value: &Value) -> Result<Self, CartError> {
         let bad = |m: String| CartError::InvalidPayload(format!("Invalid cart payload: {m}"));
-        let map = value.as_object().ok_or_else(|| bad("expected a JSON object".into()))?;
+        let map = value
+            .as_object()
+            .ok_or_else(|| bad("expected a JSON object".into()))?;
         if map.len() > BATCH_LIMIT + 1 {
-            return Err(bad(format!("at most {BATCH_LIMIT} lines, got {}", map.len())));
+            return Err(bad(format!(
+                "at most {BATCH_LIMIT} lines, got {}",
+                map.len()
+            )));
         }
         let mut lines = Vec::with_capacity(map.len());
         let mut discount_code = None;
         for (key, entry) in map {
             let shown: String = key.chars().take(60).collect();
             if key == DISCOUNT_KEY {
-                let code = entry
-                    .get("code")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad(format!("{DISCOUNT_KEY} must be {{\"code\": \"<code>\"}}")))?;
+                let code = entry.get("code").and_then(Value::as_str).ok_or_else(|| {
+                    bad(format!("{DISCOUNT_KEY} must be {{\"code\": \"<code>\"}}"))
+                })?;
                 discount_code = Some(code.to_owned());
                 continue;
             }
             if key.starts_with("__") {
                 return Err(bad(format!("unknown reserved key {shown:?}")));
             }
-            let product = ProductRef::parse(key).map_err(|e| bad(format!("item key {shown:?}: {e}")))?;
-            let obj = entry.as_object().ok_or_else(|| bad(format!("item {shown:?} must be an object")))?;
+            let product =
+                ProductRef::parse(key).map_err(|e| bad(format!("item key {shown:?}: {e}")))?;
+            let obj = entry
+                .as_object()
+                .ok_or_else(|| bad(format!("item {shown:?} must be an object")))?;
             let quantity = obj
                 .get("quantity")
                 .ok_or_else(|| bad(format!("item {shown:?} has no quantity")))?
@@ -120,7 +131,11 @@ impl CartPayload {
                 .get("unit_price")
                 .ok_or_else(|| bad(format!("item {shown:?} has no unit_price")))?
                 .as_str()
-                .ok_or_else(|| bad(format!("item {shown:?}: unit_price must be a string such as \"9.99\"")))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "item {shown:?}: unit_price must be a string such as \"9.99\""
+                    ))
+                })?;
             let unit_price = money::parse_price(price)?;
             if let Some(kind) = obj.get("kind") {
                 if kind.as_str() != Some(product.kind()) {
@@ -134,14 +149,21 @@ impl CartPayload {
             }
             let line = Line::new(product, quantity, unit_price);
             if let Some(total) = obj.get("total_price") {
-                let total = total.as_str().and_then(|t| t.parse::<rust_decimal::Decimal>().ok());
+                let total = total
+                    .as_str()
+                    .and_then(|t| t.parse::<rust_decimal::Decimal>().ok());
                 if total != Some(line.total_price()) {
-                    return Err(bad(format!("item {shown:?}: total_price is not quantity × unit_price")));
+                    return Err(bad(format!(
+                        "item {shown:?}: total_price is not quantity × unit_price"
+                    )));
                 }
             }
             lines.push(line);
         }
-        Ok(CartPayload { lines, discount_code })
+        Ok(CartPayload {
+            lines,
+            discount_code,
+        })
     }
 }
 

@@ -53,7 +53,11 @@ pub trait SessionAdapter: Send + Sync + 'static {
     /// The stored cart id. Anything that is not a plain positive decimal integer counts as
     /// no id (a new cart is started), never as an error.
     async fn cart_id(&self) -> Result<Option<CartId>, BoxError> {
-        Ok(self.get(CART_ID_KEY).await?.as_deref().and_then(CartId::parse))
+        Ok(self
+            .get(CART_ID_KEY)
+            .await?
+            .as_deref()
+            .and_then(CartId::parse))
     }
 
     /// Stores the cart id.
@@ -102,7 +106,12 @@ pub struct MemorySession {
 #[async_trait]
 impl SessionAdapter for MemorySession {
     async fn get(&self, key: &str) -> Result<Option<String>, BoxError> {
-        Ok(self.values.lock().map_err(|_| "session lock poisoned")?.get(key).cloned())
+        Ok(self
+            .values
+            .lock()
+            .map_err(|_| "session lock poisoned")?
+            .get(key)
+            .cloned())
     }
     async fn set(&self, key: &str, value: &str) -> Result<(), BoxError> {
         self.values
@@ -112,7 +121,10 @@ impl SessionAdapter for MemorySession {
         Ok(())
     }
     async fn delete(&self, key: &str) -> Result<(), BoxError> {
-        self.values.lock().map_err(|_| "session lock poisoned")?.remove(key);
+        self.values
+            .lock()
+            .map_err(|_| "session lock poisoned")?
+            .remove(key);
         Ok(())
     }
 }

@@ -21,7 +21,11 @@ pub struct ShippingOption {
 impl ShippingOption {
     /// An option; the price is rounded half-up to cents.
     pub fn new(id: impl Into<String>, name: impl Into<String>, price: Decimal) -> Self {
-        ShippingOption { id: id.into(), name: name.into(), price: crate::money::cents(price) }
+        ShippingOption {
+            id: id.into(),
+            name: name.into(),
+            price: crate::money::cents(price),
+        }
     }
 }
 
@@ -65,6 +69,10 @@ impl ShippingCalculator for FreeShipping {
         Ok(Decimal::ZERO)
     }
     async fn options(&self, _: &CartView) -> Result<Vec<ShippingOption>, BoxError> {
-        Ok(vec![ShippingOption::new("free", "Free Shipping", Decimal::ZERO)])
+        Ok(vec![ShippingOption::new(
+            "free",
+            "Free Shipping",
+            Decimal::ZERO,
+        )])
     }
 }

@@ -42,7 +42,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend.name()).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend.name())
+            .finish()
     }
 }
 
@@ -83,19 +85,25 @@ impl Store {
 
 impl From<sqlx::SqlitePool> for Store {
     fn from(pool: sqlx::SqlitePool) -> Self {
-        Store { backend: Arc::new(sqlite::SqliteBackend::new(pool)) }
+        Store {
+            backend: Arc::new(sqlite::SqliteBackend::new(pool)),
+        }
     }
 }
 
 impl From<sqlx::PgPool> for Store {
     fn from(pool: sqlx::PgPool) -> Self {
-        Store { backend: Arc::new(postgres::PgBackend::new(pool)) }
+        Store {
+            backend: Arc::new(postgres::PgBackend::new(pool)),
+        }
     }
 }
 
 impl From<sqlx::MySqlPool> for Store {
     fn from(pool: sqlx::MySqlPool) -> Self {
-        Store { backend: Arc::new(mysql::MySqlBackend::new(pool)) }
+        Store {
+            backend: Arc::new(mysql::MySqlBackend::new(pool)),
+        }
     }
 }
 
@@ -154,7 +162,11 @@ impl Snapshot {
 #[derive(Debug)]
 pub(crate) enum AddOutcome {
     /// The line now has `quantity`; `created` when the cart row was created for it.
-    Added { cart_id: CartId, created: bool, quantity: i64 },
+    Added {
+        cart_id: CartId,
+        created: bool,
+        quantity: i64,
+    },
     /// The existing quantity plus the new one would exceed the maximum; nothing changed.
     Exceeded,
     /// The cart is checked out; nothing changed.
@@ -213,9 +225,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError>;
     /// Adds `line.quantity` to the line (creating the cart row first when `cart` is `None`):
     /// one atomic statement, refused if the result would exceed `max`.
-    async fn add(&self, cart: Option<CartId>, line: &Line, max: i64) -> Result<AddOutcome, CartError>;
+    async fn add(
+        &self,
+        cart: Option<CartId>,
+        line: &Line,
+        max: i64,
+    ) -> Result<AddOutcome, CartError>;
     /// The current quantity of one line.
-    async fn line_quantity(&self, cart: CartId, product: &ProductRef) -> Result<Option<i64>, CartError>;
+    async fn line_quantity(
+        &self,
+        cart: CartId,
+        product: &ProductRef,
+    ) -> Result<Option<i64>, CartError>;
     /// Locks `target` (created when `None`) and `others`, asks `plan` what to write, writes
     /// it and commits; rolls everything back if the plan or a write fails.
     async fn write(
@@ -260,8 +281,13 @@ pub(crate) fn decode_cart<R: RowExt>(row: &R, at: usize) -> Result<Snapshot, Car
 }
 
 /// Decodes the ten discount columns starting at `at`; `None` if the discount id is NULL.
-pub(crate) fn decode_discount<R: RowExt>(row: &R, at: usize) -> Result<Option<Discount>, CartError> {
-    let Some(id) = row.int_opt(at)? else { return Ok(None) };
+pub(crate) fn decode_discount<R: RowExt>(
+    row: &R,
+    at: usize,
+) -> Result<Option<Discount>, CartError> {
+    let Some(id) = row.int_opt(at)? else {
+        return Ok(None);
+    };
     Ok(Some(Discount {
         id,
         code: row.text(at + 1)?,
@@ -278,14 +304,22 @@ pub(crate) fn decode_discount<R: RowExt>(row: &R, at: usize) -> Result<Option<Di
 
 /// Decodes a line from (kind, id, quantity, unit_price) at `at`; `None` if kind is NULL.
 pub(crate) fn decode_line<R: RowExt>(row: &R, at: usize) -> Result<Option<Line>, CartError> {
-    let Some(kind) = row.text_opt(at)? else { return Ok(None) };
+    let Some(kind) = row.text_opt(at)? else {
+        return Ok(None);
+    };
     let product = ProductRef::new(kind, row.int(at + 1)?)?;
-    Ok(Some(Line::new(product, row.int(at + 2)?, row.money(at + 3)?)))
+    Ok(Some(Line::new(
+        product,
+        row.int(at + 2)?,
+        row.money(at + 3)?,
+    )))
 }
 
 /// Folds the rows of the one-statement cart load (cart, discount, line columns).
 pub(crate) fn fold_snapshot<R: RowExt>(rows: &[R]) -> Result<Option<Snapshot>, CartError> {
-    let Some(first) = rows.first() else { return Ok(None) };
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
     let mut snap = decode_cart(first, 0)?;
     snap.discount = decode_discount(first, 5)?;
     for row in rows {

@@ -7,9 +7,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{
-    decode_cart, decode_discount, decode_line, duplicate_code, fold_snapshot, is_checked_out_error, is_fk_error,
-    is_unique_error, migrator, now_epoch, used_up, AddOutcome, Backend, CartRecord, Locked, Plan, RowExt, Snapshot,
-    Write, WriteOutcome, CART_COLUMNS,
+    decode_cart, decode_discount, decode_line, duplicate_code, fold_snapshot, is_checked_out_error,
+    is_fk_error, is_unique_error, migrator, now_epoch, used_up, AddOutcome, Backend, CartRecord,
+    Locked, Plan, RowExt, Snapshot, Write, WriteOutcome, CART_COLUMNS,
 };
 use crate::cart::{CartId, Line};
 use crate::discount::Discount;
@@ -66,7 +66,8 @@ const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updat
 const DISCOUNT: &str = "SELECT d.id, d.code, d.discount_type, d.value, d.min_cart_value, \
      d.max_uses, d.current_uses, d.active, d.valid_from, d.valid_until FROM cart_discounts d";
 
-const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
+const ADD: &str =
+    "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
      VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (cart_id, product_kind, product_id) DO UPDATE \
      SET quantity = cart_items.quantity + excluded.quantity, unit_price = excluded.unit_price \
@@ -75,30 +76,46 @@ const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, qu
 
 async fn insert_cart(conn: &mut PgConnection) -> Result<CartId, sqlx::Error> {
     let now = now_epoch();
-    let id: i64 = sqlx::query_scalar("INSERT INTO cart_carts (created_at, updated_at) VALUES ($1, $2) RETURNING id")
-        .bind(now)
-        .bind(now)
-        .fetch_one(conn)
-        .await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO cart_carts (created_at, updated_at) VALUES ($1, $2) RETURNING id",
+    )
+    .bind(now)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
     Ok(CartId::from_db(id))
 }
 
-async fn lock_cart(conn: &mut PgConnection, id: CartId) -> Result<Option<(Snapshot, Option<i64>)>, CartError> {
-    let row = sqlx::query(&format!("SELECT {CART_COLUMNS}, c.discount_id FROM cart_carts c WHERE c.id = $1 FOR UPDATE"))
-        .bind(id.get())
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn lock_cart(
+    conn: &mut PgConnection,
+    id: CartId,
+) -> Result<Option<(Snapshot, Option<i64>)>, CartError> {
+    let row = sqlx::query(&format!(
+        "SELECT {CART_COLUMNS}, c.discount_id FROM cart_carts c WHERE c.id = $1 FOR UPDATE"
+    ))
+    .bind(id.get())
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let snap = decode_cart(&row, 0)?;
     let discount_id = row.int_opt(5)?;
     Ok(Some((snap, discount_id)))
 }
 
-async fn read_locked(conn: &mut PgConnection, id: CartId, lock_discount: bool) -> Result<Option<Snapshot>, CartError> {
-    let Some((mut snap, discount_id)) = lock_cart(conn, id).await? else { return Ok(None) };
+async fn read_locked(
+    conn: &mut PgConnection,
+    id: CartId,
+    lock_discount: bool,
+) -> Result<Option<Snapshot>, CartError> {
+    let Some((mut snap, discount_id)) = lock_cart(conn, id).await? else {
+        return Ok(None);
+    };
     if let Some(did) = discount_id {
         let lock = if lock_discount { " FOR UPDATE" } else { "" };
-        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.id = $1{lock}")).bind(did).fetch_optional(&mut *conn).await?;
+        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.id = $1{lock}"))
+            .bind(did)
+            .fetch_optional(&mut *conn)
+            .await?;
         snap.discount = match row {
             Some(r) => decode_discount(&r, 0)?,
             None => None,
@@ -191,7 +208,11 @@ async fn apply(conn: &mut PgConnection, write: &Write) -> Result<(), CartError> 
 }
 
 async fn touch(conn: &mut PgConnection, id: CartId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE cart_carts SET updated_at = $1 WHERE id = $2").bind(now_epoch()).bind(id.get()).execute(conn).await?;
+    sqlx::query("UPDATE cart_carts SET updated_at = $1 WHERE id = $2")
+        .bind(now_epoch())
+        .bind(id.get())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -207,11 +228,19 @@ impl Backend for PgBackend {
     }
 
     async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError> {
-        let rows = sqlx::query(LOAD).bind(id.get()).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(LOAD)
+            .bind(id.get())
+            .fetch_all(&self.pool)
+            .await?;
         fold_snapshot(&rows)
     }
 
-    async fn add(&self, cart: Option<CartId>, line: &Line, max: i64) -> Result<AddOutcome, CartError> {
+    async fn add(
+        &self,
+        cart: Option<CartId>,
+        line: &Line,
+        max: i64,
+    ) -> Result<AddOutcome, CartError> {
         let mut conn = self.pool.acquire().await?;
         let (cart_id, created) = match cart {
             Some(id) => (id, false),
@@ -227,7 +256,11 @@ impl Backend for PgBackend {
             .fetch_optional(&mut *conn)
             .await;
         match result {
-            Ok(Some(quantity)) => Ok(AddOutcome::Added { cart_id, created, quantity }),
+            Ok(Some(quantity)) => Ok(AddOutcome::Added {
+                cart_id,
+                created,
+                quantity,
+            }),
             Ok(None) => Ok(AddOutcome::Exceeded),
             Err(e) if is_checked_out_error(&e) => Ok(AddOutcome::CheckedOut),
             Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
@@ -235,7 +268,11 @@ impl Backend for PgBackend {
         }
     }
 
-    async fn line_quantity(&self, cart: CartId, product: &ProductRef) -> Result<Option<i64>, CartError> {
+    async fn line_quantity(
+        &self,
+        cart: CartId,
+        product: &ProductRef,
+    ) -> Result<Option<i64>, CartError> {
         Ok(sqlx::query_scalar(
             "SELECT quantity FROM cart_items WHERE cart_id = $1 AND product_kind = $2 AND product_id = $3",
         )
@@ -260,7 +297,9 @@ impl Backend for PgBackend {
             Some(id) => id,
             None => insert_cart(&mut tx).await?,
         };
-        let Some(target_snap) = read_locked(&mut tx, target_id, lock_discount).await? else { return Ok(WriteOutcome::Gone) };
+        let Some(target_snap) = read_locked(&mut tx, target_id, lock_discount).await? else {
+            return Ok(WriteOutcome::Gone);
+        };
         let mut other_snaps = Vec::with_capacity(others.len());
         for id in others {
             match read_locked(&mut tx, *id, false).await? {
@@ -268,14 +307,20 @@ impl Backend for PgBackend {
                 None => return Ok(WriteOutcome::Gone),
             }
         }
-        let writes = plan(&Locked { target: target_snap, others: other_snaps })?;
+        let writes = plan(&Locked {
+            target: target_snap,
+            others: other_snaps,
+        })?;
         if writes.is_empty() {
             return Ok(WriteOutcome::Unchanged);
         }
         for w in &writes {
             apply(&mut tx, w).await?;
         }
-        if writes.iter().all(|w| !matches!(w, Write::DeleteCart { cart } if *cart == target_id)) {
+        if writes
+            .iter()
+            .all(|w| !matches!(w, Write::DeleteCart { cart } if *cart == target_id))
+        {
             touch(&mut tx, target_id).await?;
         }
         tx.commit().await?;
@@ -283,7 +328,10 @@ impl Backend for PgBackend {
     }
 
     async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError> {
-        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.code = $1")).bind(code).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.code = $1"))
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => decode_discount(&r, 0),
             None => Ok(None),
@@ -315,8 +363,12 @@ impl Backend for PgBackend {
     }
 
     async fn list_discounts(&self) -> Result<Vec<Discount>, CartError> {
-        let rows = sqlx::query(&format!("{DISCOUNT} ORDER BY d.code")).fetch_all(&self.pool).await?;
-        rows.iter().filter_map(|r| decode_discount(r, 0).transpose()).collect()
+        let rows = sqlx::query(&format!("{DISCOUNT} ORDER BY d.code"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .filter_map(|r| decode_discount(r, 0).transpose())
+            .collect()
     }
 
     async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError> {
@@ -334,6 +386,8 @@ impl Backend for PgBackend {
             if open_only { "AND NOT c.checked_out" } else { "" }
         );
         let rows = sqlx::query(&sql).bind(user).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(decode_cart(r, 0)?.record())).collect()
+        rows.iter()
+            .map(|r| Ok(decode_cart(r, 0)?.record()))
+            .collect()
     }
 }
