@@ -17,7 +17,9 @@ use crate::product::{product_ref, Product, ProductRef};
 use crate::serial::CartPayload;
 use crate::session::SessionAdapter;
 use crate::shipping::ShippingOption;
-use crate::store::{AddOutcome, CartRecord, Locked, Snapshot, Store, Write, WriteOutcome};
+use crate::store::{
+    AddOutcome, CartFilter, CartRecord, Locked, Snapshot, Store, Write, WriteOutcome,
+};
 
 /// The most units one line can ever hold, whatever the configuration.
 pub const QUANTITY_LIMIT: i64 = 1_000_000_000;
@@ -402,12 +404,57 @@ impl Carts {
 
     /// All carts of a user, newest first, checked-out ones included (order history).
     pub async fn user_carts(&self, user_id: &str) -> Result<Vec<CartRecord>, CartError> {
-        self.inner.store.backend.user_carts(user_id, false).await
+        self.list_carts(&CartFilter::new().user(user_id).limit(1000))
+            .await
     }
 
     /// The user's open carts, newest first: what a login merge looks at.
     pub async fn active_user_carts(&self, user_id: &str) -> Result<Vec<CartRecord>, CartError> {
-        self.inner.store.backend.user_carts(user_id, true).await
+        self.list_carts(
+            &CartFilter::new()
+                .user(user_id)
+                .checked_out(false)
+                .limit(1000),
+        )
+        .await
+    }
+
+    /// Carts matching `filter`, newest first, with their line and unit counts, in one
+    /// query whatever the page size (the admin cart list).
+    pub async fn list_carts(&self, filter: &CartFilter) -> Result<Vec<CartRecord>, CartError> {
+        self.inner.store.backend.list_carts(filter).await
+    }
+
+    /// Deletes carts with no activity for `days` days (the original's `clean_carts`, but aged
+    /// by last activity): open carts only unless `include_checked_out`. Deletes in batches
+    /// of `batch` rows, each its own short statement, so a large table is never locked for
+    /// long; `progress` hears the running total after each batch. With `dry_run` nothing is
+    /// deleted and the number that would be is returned.
+    pub async fn clean(
+        &self,
+        days: u32,
+        include_checked_out: bool,
+        dry_run: bool,
+        batch: u32,
+        mut progress: impl FnMut(u64) + Send,
+    ) -> Result<u64, CartError> {
+        let cutoff = crate::store::now_epoch() - i64::from(days) * 86_400;
+        let backend = &self.inner.store.backend;
+        if dry_run {
+            return backend.count_stale(cutoff, include_checked_out).await;
+        }
+        let batch = i64::from(batch.max(1));
+        let mut total = 0;
+        loop {
+            let n = backend
+                .delete_stale(cutoff, include_checked_out, batch)
+                .await?;
+            total += n;
+            progress(total);
+            if n < batch as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Creates a discount code. The rules of [`NewDiscount::validate`] are checked here and

@@ -57,7 +57,7 @@ pub use product::{Catalog, NoCatalog, Product, ProductRef};
 pub use serial::CartPayload;
 pub use session::{MemorySession, SessionAdapter, CART_ID_KEY};
 pub use shipping::{FreeShipping, ShippingCalculator, ShippingOption};
-pub use store::{CartRecord, Store};
+pub use store::{CartFilter, CartRecord, Store};
 pub use tax::{NoTax, TaxCalculator};
 
 /// The README's code blocks, compiled and run as doc tests.

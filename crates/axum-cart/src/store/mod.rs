@@ -116,6 +116,10 @@ pub(crate) fn migrator(mut m: Migrator) -> Migrator {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct CartRecord {
+    /// Distinct products on it.
+    pub line_count: i64,
+    /// Total units on it.
+    pub item_count: i64,
     /// The cart id.
     pub id: CartId,
     /// When it was created.
@@ -149,6 +153,8 @@ impl Snapshot {
 
     pub(crate) fn record(&self) -> CartRecord {
         CartRecord {
+            line_count: self.lines.len() as i64,
+            item_count: self.lines.iter().map(|l| l.quantity).sum(),
             id: self.id,
             created_at: from_epoch(self.created_at),
             updated_at: from_epoch(self.updated_at),
@@ -250,7 +256,134 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn create_discount(&self, discount: &Discount) -> Result<Discount, CartError>;
     async fn list_discounts(&self) -> Result<Vec<Discount>, CartError>;
     async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError>;
-    async fn user_carts(&self, user: &str, open_only: bool) -> Result<Vec<CartRecord>, CartError>;
+    /// Carts matching the filter, newest first, with their line and unit counts: one query.
+    async fn list_carts(&self, filter: &CartFilter) -> Result<Vec<CartRecord>, CartError>;
+    /// How many carts are older than `cutoff` (last activity).
+    async fn count_stale(&self, cutoff: i64, include_checked_out: bool) -> Result<u64, CartError>;
+    /// Deletes up to `limit` of them, oldest ids first; returns how many.
+    async fn delete_stale(
+        &self,
+        cutoff: i64,
+        include_checked_out: bool,
+        limit: i64,
+    ) -> Result<u64, CartError>;
+}
+
+/// Which carts to list (admin pages, a user's history).
+///
+/// ```
+/// use axum_cart::CartFilter;
+/// let open_of_alice = CartFilter::new().user("alice").checked_out(false);
+/// let stale = CartFilter::new().inactive_days(30).limit(100);
+/// # let _ = (open_of_alice, stale);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use]
+pub struct CartFilter {
+    /// Only checked-out (`Some(true)`) or open (`Some(false)`) carts.
+    pub checked_out: Option<bool>,
+    /// Only this user's carts.
+    pub user_id: Option<String>,
+    /// Only carts with no activity for this many days.
+    pub inactive_days: Option<u32>,
+    /// At most this many (default 50, at most 1000).
+    pub limit: u32,
+    /// Skip this many.
+    pub offset: u32,
+}
+
+impl Default for CartFilter {
+    fn default() -> Self {
+        CartFilter {
+            checked_out: None,
+            user_id: None,
+            inactive_days: None,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+impl CartFilter {
+    /// Every cart, 50 at a time.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Only checked-out or only open carts.
+    pub fn checked_out(mut self, checked_out: bool) -> Self {
+        self.checked_out = Some(checked_out);
+        self
+    }
+    /// Only this user's carts.
+    pub fn user(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+    /// Only carts idle for at least this many days.
+    pub fn inactive_days(mut self, days: u32) -> Self {
+        self.inactive_days = Some(days);
+        self
+    }
+    /// Page size (clamped to 1..=1000).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit.clamp(1, 1000);
+        self
+    }
+    /// Page offset.
+    pub fn offset(mut self, offset: u32) -> Self {
+        self.offset = offset;
+        self
+    }
+}
+
+/// A value bound into a dynamically built statement.
+pub(crate) enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// The WHERE clause of a cart listing, with `placeholder(n)` for the n-th parameter.
+pub(crate) fn filter_sql(
+    filter: &CartFilter,
+    open: &str,
+    closed: &str,
+    placeholder: fn(usize) -> String,
+) -> (String, Vec<Arg>) {
+    let mut clauses = Vec::new();
+    let mut args = Vec::new();
+    match filter.checked_out {
+        Some(true) => clauses.push(closed.to_owned()),
+        Some(false) => clauses.push(open.to_owned()),
+        None => {}
+    }
+    if let Some(user) = &filter.user_id {
+        args.push(Arg::Text(user.clone()));
+        clauses.push(format!("c.user_id = {}", placeholder(args.len())));
+    }
+    if let Some(days) = filter.inactive_days {
+        args.push(Arg::Int(now_epoch() - i64::from(days) * 86_400));
+        clauses.push(format!("c.updated_at < {}", placeholder(args.len())));
+    }
+    let mut sql = String::new();
+    if !clauses.is_empty() {
+        sql = format!("WHERE {}", clauses.join(" AND "));
+    }
+    args.push(Arg::Int(i64::from(filter.limit.clamp(1, 1000))));
+    let limit = placeholder(args.len());
+    args.push(Arg::Int(i64::from(filter.offset)));
+    let offset = placeholder(args.len());
+    sql.push_str(&format!(
+        " ORDER BY c.created_at DESC, c.id DESC LIMIT {limit} OFFSET {offset}"
+    ));
+    (sql, args)
+}
+
+pub(crate) fn decode_record<R: RowExt>(row: &R) -> Result<CartRecord, CartError> {
+    let mut record = decode_cart(row, 0)?.record();
+    record.line_count = row.int(5)?;
+    record.item_count = row.int(6)?;
+    Ok(record)
 }
 
 /// Column access that differs per backend (money is integer cents on SQLite, NUMERIC

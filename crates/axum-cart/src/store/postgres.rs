@@ -7,14 +7,19 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{
-    decode_cart, decode_discount, decode_line, duplicate_code, fold_snapshot, is_checked_out_error,
-    is_fk_error, is_unique_error, migrator, now_epoch, used_up, AddOutcome, Backend, CartRecord,
-    Locked, Plan, RowExt, Snapshot, Write, WriteOutcome, CART_COLUMNS,
+    decode_cart, decode_discount, decode_line, decode_record, duplicate_code, filter_sql,
+    fold_snapshot, is_checked_out_error, is_fk_error, is_unique_error, migrator, now_epoch,
+    used_up, AddOutcome, Arg, Backend, CartFilter, CartRecord, Locked, Plan, RowExt, Snapshot,
+    Write, WriteOutcome, CART_COLUMNS,
 };
 use crate::cart::{CartId, Line};
 use crate::discount::Discount;
 use crate::error::CartError;
 use crate::product::ProductRef;
+
+fn ph(n: usize) -> String {
+    format!("${n}")
+}
 
 fn migrations() -> sqlx::migrate::Migrator {
     migrator(sqlx::migrate!("../../migrations/postgres"))
@@ -380,14 +385,60 @@ impl Backend for PgBackend {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn user_carts(&self, user: &str, open_only: bool) -> Result<Vec<CartRecord>, CartError> {
+    async fn list_carts(&self, filter: &CartFilter) -> Result<Vec<CartRecord>, CartError> {
+        let (clause, args) = filter_sql(filter, "NOT c.checked_out", "c.checked_out", ph);
         let sql = format!(
-            "SELECT {CART_COLUMNS} FROM cart_carts c WHERE c.user_id = $1 {} ORDER BY c.created_at DESC, c.id DESC",
-            if open_only { "AND NOT c.checked_out" } else { "" }
+            "SELECT {CART_COLUMNS}, COUNT(i.id), CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) \
+             FROM cart_carts c LEFT JOIN cart_items i ON i.cart_id = c.id {clause}"
         );
-        let rows = sqlx::query(&sql).bind(user).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok(decode_cart(r, 0)?.record()))
-            .collect()
+        // GROUP BY goes before ORDER BY: splice it in.
+        let sql = sql.replacen(
+            " ORDER BY",
+            " GROUP BY c.id, c.checked_out, c.user_id, c.created_at, c.updated_at ORDER BY",
+            1,
+        );
+        let mut query = sqlx::query(&sql);
+        for arg in args {
+            query = match arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(decode_record).collect()
+    }
+
+    async fn count_stale(&self, cutoff: i64, include_checked_out: bool) -> Result<u64, CartError> {
+        let scope = if include_checked_out {
+            ""
+        } else {
+            " AND NOT checked_out"
+        };
+        let sql = format!("SELECT COUNT(*) FROM cart_carts WHERE updated_at < $1{scope}");
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn delete_stale(
+        &self,
+        cutoff: i64,
+        include_checked_out: bool,
+        limit: i64,
+    ) -> Result<u64, CartError> {
+        let scope = if include_checked_out {
+            ""
+        } else {
+            " AND NOT checked_out"
+        };
+        let sql = format!("DELETE FROM cart_carts WHERE id IN (SELECT id FROM cart_carts WHERE updated_at < $1{scope} ORDER BY id LIMIT $2)");
+        let done = sqlx::query(&sql)
+            .bind(cutoff)
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
