@@ -1,0 +1,260 @@
+//! `cart`: operations for an axum-cart database.
+//!
+//! ```text
+//! cart migrate
+//! cart clean [--days 90] [--dry-run] [--include-checked-out] [--batch 1000]
+//! cart discount create SUMMER25 --percent 25 --min-cart-value 50 --max-uses 500
+//! cart discount list
+//! cart discount deactivate SUMMER25
+//! ```
+//!
+//! The database comes from `--database-url` or `DATABASE_URL`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use axum_cart::{CartError, Carts, NewDiscount};
+use clap::{Args, Parser, Subcommand};
+use rust_decimal::Decimal;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+#[derive(Parser)]
+#[command(name = "cart", version, about = "Operations for an axum-cart database")]
+struct Cli {
+    /// sqlite:…, postgres://… or mysql://…
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or update the cart tables.
+    Migrate,
+    /// Delete carts with no activity for a number of days.
+    Clean {
+        /// Idle for more than this many days (at least 1).
+        #[arg(long, default_value_t = 90, allow_negative_numbers = true)]
+        days: i64,
+        /// Count, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete checked-out carts (order history).
+        #[arg(long)]
+        include_checked_out: bool,
+        /// Rows per delete statement.
+        #[arg(long, default_value_t = 1000)]
+        batch: u32,
+    },
+    /// Manage discount codes.
+    #[command(subcommand)]
+    Discount(DiscountCommand),
+}
+
+#[derive(Subcommand)]
+enum DiscountCommand {
+    /// Create a code.
+    Create(CreateArgs),
+    /// List every code.
+    List,
+    /// Switch a code off.
+    Deactivate {
+        /// The code (any case).
+        code: String,
+    },
+}
+
+/// Exactly one of `--percent` and `--fixed`.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct Amount {
+    /// A percentage (0–100).
+    #[arg(long)]
+    percent: Option<Decimal>,
+    /// A fixed amount.
+    #[arg(long)]
+    fixed: Option<Decimal>,
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// The code; stored upper-case.
+    code: String,
+    #[command(flatten)]
+    amount: Amount,
+    /// The subtotal a cart must reach.
+    #[arg(long)]
+    min_cart_value: Option<Decimal>,
+    /// How many checkouts may use it.
+    #[arg(long)]
+    max_uses: Option<i64>,
+    /// Valid from (RFC 3339, e.g. 2026-06-01T00:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    valid_from: Option<OffsetDateTime>,
+    /// Valid until (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    valid_until: Option<OffsetDateTime>,
+    /// Create it switched off.
+    #[arg(long)]
+    inactive: bool,
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-06-01T00:00:00Z: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let url = cli
+        .database_url
+        .ok_or("no database: set DATABASE_URL or pass --database-url")?;
+    let carts = Carts::connect(&url).await.map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Migrate => {
+            carts.migrate().await.map_err(|e| e.to_string())?;
+            println!(
+                "Cart tables are up to date ({}).",
+                carts.store().backend_name()
+            );
+        }
+        Command::Clean {
+            days,
+            dry_run,
+            include_checked_out,
+            batch,
+        } => {
+            let days = u32::try_from(days)
+                .ok()
+                .filter(|d| *d >= 1)
+                .ok_or("--days must be a positive integer.")?;
+            clean(&carts, days, dry_run, include_checked_out, batch)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Command::Discount(DiscountCommand::Create(args)) => {
+            let (kind_value, new) = match (args.amount.percent, args.amount.fixed) {
+                (Some(v), _) => (format!("{v}%"), NewDiscount::percent(&args.code, v)),
+                (None, Some(v)) => (v.to_string(), NewDiscount::fixed(&args.code, v)),
+                (None, None) => return Err("give --percent or --fixed".into()),
+            };
+            let mut new = new.active(!args.inactive);
+            if let Some(v) = args.min_cart_value {
+                new = new.min_cart_value(v);
+            }
+            if let Some(v) = args.max_uses {
+                new = new.max_uses(v);
+            }
+            if let Some(v) = args.valid_from {
+                new = new.valid_from(v);
+            }
+            if let Some(v) = args.valid_until {
+                new = new.valid_until(v);
+            }
+            let created = carts
+                .create_discount(new)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("Created discount {} ({kind_value}).", created.code);
+        }
+        Command::Discount(DiscountCommand::List) => {
+            let all = carts.discounts().await.map_err(|e| e.to_string())?;
+            println!(
+                "{:<20} {:<8} {:>10} {:>10} {:>12} {:<6} {}",
+                "CODE", "TYPE", "VALUE", "MIN CART", "USES", "ACTIVE", "VALID UNTIL"
+            );
+            for d in &all {
+                let uses = match d.max_uses {
+                    Some(max) => format!("{}/{max}", d.current_uses),
+                    None => d.current_uses.to_string(),
+                };
+                let until = d
+                    .valid_until
+                    .and_then(|t| t.format(&Rfc3339).ok())
+                    .unwrap_or_else(|| "-".into());
+                let min = d
+                    .min_cart_value
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<20} {:<8} {:>10} {:>10} {:>12} {:<6} {until}",
+                    d.code,
+                    d.kind.as_str(),
+                    d.value,
+                    min,
+                    uses,
+                    if d.active { "yes" } else { "no" }
+                );
+            }
+            println!("{} discount(s).", all.len());
+        }
+        Command::Discount(DiscountCommand::Deactivate { code }) => {
+            if carts
+                .set_discount_active(&code, false)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("Deactivated discount {}.", code.trim().to_uppercase());
+            } else {
+                return Err(format!("no discount code {:?}", code.trim()));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn clean(
+    carts: &Carts,
+    days: u32,
+    dry_run: bool,
+    include_checked_out: bool,
+    batch: u32,
+) -> Result<(), CartError> {
+    let matching = carts
+        .clean(days, include_checked_out, true, batch, |_| {})
+        .await?;
+    if dry_run {
+        println!("[DRY RUN] Would delete {matching} cart(s) idle for more than {days} day(s).");
+        return Ok(());
+    }
+    if matching == 0 {
+        println!("No carts idle for more than {days} day(s) found. Nothing to delete.");
+        return Ok(());
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(matching);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} carts deleted ({eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    };
+    let deleted = carts
+        .clean(days, include_checked_out, false, batch, |n| {
+            if let Some(bar) = &bar {
+                bar.set_position(n);
+            }
+        })
+        .await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    println!("Successfully deleted {deleted} cart(s) (and their items) idle for more than {days} day(s).");
+    Ok(())
+}
