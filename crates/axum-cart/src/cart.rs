@@ -682,6 +682,12 @@ impl Cart {
         Ok(self.snapshot().await?.checked_out)
     }
 
+    /// The cart row as an admin page lists it; `None` while the cart has no row.
+    pub async fn record(&self) -> Result<Option<CartRecord>, CartError> {
+        let snap = self.snapshot().await?;
+        Ok(self.binding().id().map(|_| snap.record()))
+    }
+
     /// The user the cart is bound to.
     pub async fn user_id(&self) -> Result<Option<String>, CartError> {
         Ok(self.snapshot().await?.user_id.clone())
