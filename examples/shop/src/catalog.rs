@@ -1,0 +1,119 @@
+//! The shop's catalogue: three product kinds, ids 1..=100 each, stored in `shop_products`
+//! and kept in memory (as real shops cache product data), served to the cart through
+//! `axum_cart::Catalog`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum_cart::{async_trait, BoxError, Catalog, Product};
+use rust_decimal::Decimal;
+
+use crate::db::{cents, Arg, Db};
+
+/// The kinds the shop sells, in display order.
+pub const KINDS: [&str; 3] = ["book", "coffee", "course"];
+
+/// One product of the shop.
+#[derive(Debug, Clone)]
+pub struct ShopProduct {
+    pub kind: &'static str,
+    pub id: i64,
+    pub name: String,
+    pub price: Decimal,
+}
+
+impl Product for ShopProduct {
+    fn kind(&self) -> &str {
+        self.kind
+    }
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn price(&self) -> Option<Decimal> {
+        Some(self.price)
+    }
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// The catalogue, in memory.
+#[derive(Clone, Default)]
+pub struct ShopCatalog {
+    by_key: Arc<HashMap<(&'static str, i64), Arc<ShopProduct>>>,
+    by_kind: Arc<HashMap<&'static str, Vec<Arc<ShopProduct>>>>,
+}
+
+impl ShopCatalog {
+    /// Loads the catalogue, seeding it on first start.
+    pub async fn load(db: &Db) -> Result<ShopCatalog, sqlx::Error> {
+        let mut rows = db.products().await?;
+        if rows.is_empty() {
+            seed(db).await?;
+            rows = db.products().await?;
+        }
+        let mut by_key = HashMap::new();
+        let mut by_kind: HashMap<&'static str, Vec<Arc<ShopProduct>>> = HashMap::new();
+        for (kind, id, name, price) in rows {
+            let Some(kind) = KINDS.iter().copied().find(|k| *k == kind) else { continue };
+            let p = Arc::new(ShopProduct { kind, id, name, price });
+            by_key.insert((kind, id), p.clone());
+            by_kind.entry(kind).or_default().push(p);
+        }
+        Ok(ShopCatalog { by_key: Arc::new(by_key), by_kind: Arc::new(by_kind) })
+    }
+
+    /// The products of one kind, by id.
+    pub fn of_kind(&self, kind: &str) -> &[Arc<ShopProduct>] {
+        self.by_kind.get(kind).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// One product.
+    pub fn get(&self, kind: &str, id: i64) -> Option<&Arc<ShopProduct>> {
+        let kind = KINDS.iter().copied().find(|k| *k == kind)?;
+        self.by_key.get(&(kind, id))
+    }
+}
+
+#[async_trait]
+impl Catalog for ShopCatalog {
+    async fn products(&self, kind: &str, ids: &[i64]) -> Result<Vec<Arc<dyn Product>>, BoxError> {
+        Ok(ids.iter().filter_map(|id| self.get(kind, *id)).map(|p| p.clone() as Arc<dyn Product>).collect())
+    }
+}
+
+const BOOK_WORDS: [&str; 10] =
+    ["Ownership", "Lifetimes", "Traits", "Async", "Macros", "Iterators", "Errors", "Unsafe", "Generics", "Patterns"];
+const COFFEE_ORIGINS: [&str; 10] =
+    ["Ethiopia", "Colombia", "Kenya", "Guatemala", "Brazil", "Sumatra", "Costa Rica", "Rwanda", "Peru", "Yemen"];
+const COFFEE_ROASTS: [&str; 4] = ["Light", "Medium", "Dark", "Espresso"];
+const COURSE_TOPICS: [&str; 10] =
+    ["Axum", "SQLx", "Tokio", "Tower", "Serde", "Askama", "Testing", "Tracing", "Clippy", "Cargo"];
+
+/// The catalogue of a new shop: deterministic names and prices.
+fn seed_rows() -> Vec<(&'static str, i64, String, Decimal)> {
+    let mut rows = Vec::with_capacity(300);
+    for id in 1..=100i64 {
+        let i = id as usize;
+        rows.push(("book", id, format!("{} in Practice, vol. {}", BOOK_WORDS[i % 10], id), Decimal::new(999 + (id * 137 % 40) * 100, 2)));
+        rows.push((
+            "coffee",
+            id,
+            format!("{} {} Roast #{}", COFFEE_ORIGINS[i % 10], COFFEE_ROASTS[i % 4], id),
+            Decimal::new(1250 + (id * 53 % 12) * 100, 2),
+        ));
+        rows.push(("course", id, format!("{} Masterclass, part {}", COURSE_TOPICS[i % 10], id), Decimal::new(4900 + (id * 29 % 10) * 1000, 2)));
+    }
+    rows
+}
+
+async fn seed(db: &Db) -> Result<(), sqlx::Error> {
+    for (kind, id, name, price) in seed_rows() {
+        db.exec(
+            "INSERT INTO shop_products (kind, id, name, price_cents) VALUES (?, ?, ?, ?)",
+            &[Arg::Text(kind), Arg::Int(id), Arg::Text(&name), Arg::Int(cents(price))],
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The shop's own tables (products, users, orders), next to the library's `cart_` tables in
+//! the same database. One statement set works on SQLite, PostgreSQL and MySQL; money is
+//! stored as integer cents, exact on every backend.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{MySqlPool, PgPool, Row, SqlitePool};
+
+/// The database, whichever backend `DATABASE_URL` names.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// A value bound into a shop statement.
+pub enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+const SCHEMA: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS shop_products (
+        kind VARCHAR(20) NOT NULL,
+        id BIGINT NOT NULL,
+        name VARCHAR(200) NOT NULL,
+        price_cents BIGINT NOT NULL CHECK (price_cents >= 0),
+        PRIMARY KEY (kind, id))",
+    "CREATE TABLE IF NOT EXISTS shop_users (
+        username VARCHAR(100) NOT NULL PRIMARY KEY,
+        created_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS shop_orders (
+        cart_id BIGINT NOT NULL PRIMARY KEY,
+        username VARCHAR(100),
+        subtotal_cents BIGINT NOT NULL,
+        discount_cents BIGINT NOT NULL,
+        tax_cents BIGINT NOT NULL,
+        shipping_cents BIGINT NOT NULL,
+        total_cents BIGINT NOT NULL,
+        discount_code VARCHAR(50),
+        created_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS shop_order_lines (
+        cart_id BIGINT NOT NULL,
+        kind VARCHAR(50) NOT NULL,
+        product_id BIGINT NOT NULL,
+        name VARCHAR(200) NOT NULL,
+        quantity BIGINT NOT NULL,
+        unit_price_cents BIGINT NOT NULL,
+        PRIMARY KEY (cart_id, kind, product_id))",
+];
+
+impl Db {
+    /// Opens the database named by `url`; a SQLite file is created if missing, in WAL mode.
+    pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres") {
+            Ok(Db::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?,
+            ))
+        } else if url.starts_with("mysql") || url.starts_with("mariadb") {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            Ok(Db::MySql(
+                sqlx::mysql::MySqlPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(&url)
+                    .await?,
+            ))
+        } else {
+            Err(sqlx::Error::Configuration(
+                "DATABASE_URL must start with sqlite:, postgres:// or mysql://".into(),
+            ))
+        }
+    }
+
+    /// The cart store over the same pool.
+    pub fn store(&self) -> axum_cart::Store {
+        match self {
+            Db::Sqlite(p) => p.clone().into(),
+            Db::Postgres(p) => p.clone().into(),
+            Db::MySql(p) => p.clone().into(),
+        }
+    }
+
+    /// Runs one statement written with `?` placeholders (rewritten to `$n` for PostgreSQL).
+    pub async fn exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        macro_rules! run {
+            ($pool:expr, $sql:expr) => {{
+                let mut q = sqlx::query($sql);
+                for a in args {
+                    q = match a {
+                        Arg::Int(v) => q.bind(*v),
+                        Arg::Text(v) => q.bind(*v),
+                    };
+                }
+                q.execute($pool).await?.rows_affected()
+            }};
+        }
+        Ok(match self {
+            Db::Sqlite(p) => run!(p, sql),
+            Db::Postgres(p) => {
+                let sql = dollar(sql);
+                run!(p, &sql)
+            }
+            Db::MySql(p) => run!(p, sql),
+        })
+    }
+
+    /// Creates the shop tables and, on first start, its catalogue.
+    pub async fn prepare(&self) -> Result<(), sqlx::Error> {
+        for sql in SCHEMA {
+            self.exec(sql, &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Every product: (kind, id, name, price).
+    pub async fn products(&self) -> Result<Vec<(String, i64, String, Decimal)>, sqlx::Error> {
+        const SQL: &str = "SELECT kind, id, name, price_cents FROM shop_products ORDER BY kind, id";
+        macro_rules! rows {
+            ($pool:expr) => {{
+                sqlx::query(SQL)
+                    .fetch_all($pool)
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get_unchecked::<String, _>(0)?,
+                            r.try_get::<i64, _>(1)?,
+                            r.try_get_unchecked::<String, _>(2)?,
+                            Decimal::new(r.try_get::<i64, _>(3)?, 2),
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }};
+        }
+        Ok(match self {
+            Db::Sqlite(p) => rows!(p),
+            Db::Postgres(p) => rows!(p),
+            Db::MySql(p) => rows!(p),
+        })
+    }
+
+    /// An order row: the cart id, figures in cents, username, discount code.
+    pub async fn order_total(&self, cart_id: i64) -> Result<Option<i64>, sqlx::Error> {
+        const SQL: &str = "SELECT total_cents FROM shop_orders WHERE cart_id = ?";
+        Ok(match self {
+            Db::Sqlite(p) => sqlx::query_scalar(SQL).bind(cart_id).fetch_optional(p).await?,
+            Db::Postgres(p) => sqlx::query_scalar(&dollar(SQL)).bind(cart_id).fetch_optional(p).await?,
+            Db::MySql(p) => sqlx::query_scalar(SQL).bind(cart_id).fetch_optional(p).await?,
+        })
+    }
+}
+
+/// `?` placeholders → `$1, $2, …` (PostgreSQL).
+fn dollar(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Decimal → integer cents (prices here always have two places).
+pub fn cents(value: Decimal) -> i64 {
+    let v = value.round_dp(2) * Decimal::ONE_HUNDRED;
+    i64::try_from(v.trunc()).unwrap_or(i64::MAX)
+}

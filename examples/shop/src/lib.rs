@@ -1,0 +1,445 @@
+//! The axum-cart demo shop: what a newcomer runs first.
+//!
+//! `cargo run -p shop` serves a small store at <http://127.0.0.1:3000> on an embedded SQLite
+//! file, created, migrated and seeded on first start. Environment:
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `DATABASE_URL` | `sqlite://shop.db` | SQLite, PostgreSQL or MySQL |
+//! | `REDIS_URL` | unset | keep sessions in Redis instead of the database |
+//! | `BIND` / `PORT` | `127.0.0.1:3000` | where to listen |
+//! | `MERGE_STRATEGY` | `add` | how a guest cart joins the user's on login (`add`, `replace`, `keep_higher`) |
+//! | `ADMIN_PASSWORD` | unset | enables `/admin` (HTTP basic auth, user `admin`) |
+//! | `SECURE_COOKIES` | unset | `1` marks cookies `Secure` (behind HTTPS) |
+
+pub mod auth;
+pub mod catalog;
+pub mod db;
+pub mod pricing;
+pub mod sessions;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Form, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_cart::{
+    admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts, MergeStrategy,
+    NewDiscount, Order,
+};
+use axum_login::AuthManagerLayerBuilder;
+use rust_decimal::Decimal;
+use time::{Duration, OffsetDateTime};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::auth::{AuthSession, Backend, Credentials};
+use crate::catalog::{ShopCatalog, ShopProduct, KINDS};
+use crate::db::{cents, Arg, Db};
+use crate::pricing::{EightPercentTax, FlatRateShipping};
+use crate::sessions::Sessions;
+
+/// The shop's settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub bind: SocketAddr,
+    pub merge_strategy: MergeStrategy,
+    pub admin_password: Option<String>,
+    pub secure_cookies: bool,
+}
+
+impl Settings {
+    /// Reads the environment; a malformed value is an error that names the variable.
+    pub fn from_env() -> Result<Settings, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut bind: SocketAddr = var("BIND")
+            .unwrap_or_else(|| "127.0.0.1:3000".into())
+            .parse()
+            .map_err(|e| format!("BIND must be an address such as 127.0.0.1:3000: {e}"))?;
+        if let Some(port) = var("PORT") {
+            bind.set_port(port.parse().map_err(|e| format!("PORT must be a port number: {e}"))?);
+        }
+        let merge_strategy = match var("MERGE_STRATEGY") {
+            Some(s) => s.parse::<MergeStrategy>().map_err(|e| format!("MERGE_STRATEGY: {e}"))?,
+            None => MergeStrategy::Add,
+        };
+        Ok(Settings {
+            database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://shop.db".into()),
+            redis_url: var("REDIS_URL"),
+            bind,
+            merge_strategy,
+            admin_password: var("ADMIN_PASSWORD"),
+            secure_cookies: var("SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true"),
+        })
+    }
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Shop {
+    pub db: Db,
+    pub carts: Carts,
+    pub catalog: ShopCatalog,
+    pub settings: Arc<Settings>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens the database, migrates, seeds, and builds the whole app.
+pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
+    let db = Db::connect(&settings.database_url).await?;
+    db.prepare().await?;
+    let catalog = ShopCatalog::load(&db).await?;
+    let carts = Carts::builder(db.store())
+        .catalog(catalog.clone())
+        .tax_calculator(EightPercentTax)
+        .shipping_calculator(FlatRateShipping)
+        .max_quantity_per_item(999)
+        .build();
+    carts.migrate().await?;
+    seed_discounts(&carts).await?;
+    let sessions = Sessions::open(&db, settings.redis_url.as_deref()).await?;
+    {
+        let sessions = sessions.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = sessions.delete_expired().await {
+                    tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+        });
+    }
+    let shop = Shop { db: db.clone(), carts: carts.clone(), catalog, settings: Arc::new(settings) };
+
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name("shop_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(shop.settings.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(Duration::days(30)));
+    let auth_layer = AuthManagerLayerBuilder::new(Backend { db }, session_layer).build();
+
+    let hook_shop = shop.clone();
+    let cart_routes = CartRouter::new()
+        .on_checkout(move |order: Order| {
+            let shop = hook_shop.clone();
+            async move { save_order(&shop, &order, None).await }
+        })
+        .template(|details: &CartDetails| {
+            CartPage { badge: details.badge(), user: None, cart: details }.render().map_err(Into::into)
+        })
+        .build();
+
+    let mut router = Router::new()
+        .route("/", get(products))
+        .route("/checkout", post(checkout))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .merge(cart_routes)
+        .layer(CartLayer::new(carts.clone()))
+        .layer(auth_layer)
+        .with_state(shop.clone());
+    if let Some(password) = shop.settings.admin_password.clone() {
+        let expected = format!("Basic {}", base64(format!("admin:{password}").as_bytes()));
+        let admin = admin_router(carts).layer(middleware::from_fn(move |req: Request, next: Next| {
+            let expected = expected.clone();
+            async move { require_admin(&expected, req, next).await }
+        }));
+        router = router.nest("/admin", admin);
+    }
+    // The liveness probe does no session or database work.
+    let router = router.route("/healthz", get(|| async { "ok" }));
+    Ok((router, shop))
+}
+
+/// Serves the shop until the process is stopped.
+pub async fn serve(settings: Settings) -> Result<(), BoxError> {
+    let bind = settings.bind;
+    let (router, _) = app(settings).await?;
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    tracing::info!("shop listening on http://{bind}");
+    println!("The shop is open at http://{bind}");
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+async fn seed_discounts(carts: &Carts) -> Result<(), CartError> {
+    let yesterday = OffsetDateTime::now_utc() - Duration::days(1);
+    let codes = [
+        NewDiscount::percent("SUMMER25", Decimal::from(25)).min_cart_value(Decimal::from(50)),
+        NewDiscount::fixed("FIXED10", Decimal::from(10)),
+        NewDiscount::percent("LASTONE", Decimal::from(10)).max_uses(1),
+        NewDiscount::percent("EXPIRED", Decimal::from(15))
+            .valid_from(yesterday - Duration::days(30))
+            .valid_until(yesterday),
+    ];
+    for code in codes {
+        match carts.create_discount(code).await {
+            Ok(_) | Err(CartError::InvalidDiscount(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Records a placed order in the shop's own tables; safe to call twice for one cart.
+pub async fn save_order(shop: &Shop, order: &Order, username: Option<&str>) -> Result<(), BoxError> {
+    let t = &order.totals;
+    let cart_id = order.cart_id.get();
+    let inserted = shop
+        .db
+        .exec(
+            "INSERT INTO shop_orders (cart_id, username, subtotal_cents, discount_cents, tax_cents, \
+             shipping_cents, total_cents, discount_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                Arg::Int(cart_id),
+                Arg::Text(username.unwrap_or("")),
+                Arg::Int(cents(t.subtotal)),
+                Arg::Int(cents(t.discount)),
+                Arg::Int(cents(t.tax)),
+                Arg::Int(cents(t.shipping)),
+                Arg::Int(cents(t.total)),
+                Arg::Text(t.discount_code.as_deref().unwrap_or("")),
+                Arg::Int(OffsetDateTime::now_utc().unix_timestamp()),
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    for line in &order.lines {
+        let name = shop
+            .catalog
+            .get(line.product.kind(), line.product.id())
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| line.product.to_string());
+        shop.db
+            .exec(
+                "INSERT INTO shop_order_lines (cart_id, kind, product_id, name, quantity, unit_price_cents) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                &[
+                    Arg::Int(cart_id),
+                    Arg::Text(line.product.kind()),
+                    Arg::Int(line.product.id()),
+                    Arg::Text(&name),
+                    Arg::Int(line.quantity),
+                    Arg::Int(cents(line.unit_price)),
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+// ---- pages -------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "products.html")]
+struct ProductsPage<'a> {
+    badge: CartBadge,
+    user: Option<String>,
+    kinds: &'static [&'static str],
+    kind: &'a str,
+    products: &'a [Arc<ShopProduct>],
+}
+
+#[derive(Template)]
+#[template(path = "cart.html")]
+struct CartPage<'a> {
+    badge: CartBadge,
+    user: Option<String>,
+    cart: &'a CartDetails,
+}
+
+#[derive(Template)]
+#[template(path = "confirmation.html")]
+struct ConfirmationPage<'a> {
+    badge: CartBadge,
+    user: Option<String>,
+    order: &'a Order,
+    names: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    badge: CartBadge,
+    user: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    badge: CartBadge,
+    user: Option<String>,
+    message: String,
+}
+
+fn page(template: &impl Template, status: StatusCode) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "page failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be rendered.").into_response()
+        }
+    }
+}
+
+fn user_of(auth: &AuthSession) -> Option<String> {
+    auth.user.as_ref().map(|u| u.username.clone())
+}
+
+#[derive(serde::Deserialize)]
+struct KindQuery {
+    kind: Option<String>,
+}
+
+async fn products(State(shop): State<Shop>, badge: CartBadge, auth: AuthSession, Query(q): Query<KindQuery>) -> Response {
+    let kind = q.kind.as_deref().and_then(|k| KINDS.iter().copied().find(|x| *x == k)).unwrap_or("book");
+    page(
+        &ProductsPage { badge, user: user_of(&auth), kinds: &KINDS, kind, products: shop.catalog.of_kind(kind) },
+        StatusCode::OK,
+    )
+}
+
+async fn checkout(State(shop): State<Shop>, auth: AuthSession, mut cart: Cart) -> Response {
+    let user = user_of(&auth);
+    let result = async {
+        let order = cart.checkout().await?;
+        if order.placed_now {
+            save_order(&shop, &order, user.as_deref()).await.map_err(|e| CartError::Plugin { plugin: "order book", source: e })?;
+        }
+        cart.forget().await?;
+        Ok::<_, CartError>(order)
+    }
+    .await;
+    let badge = CartBadge::empty(shop.carts.config());
+    match result {
+        Ok(order) => {
+            let names = order
+                .lines
+                .iter()
+                .map(|l| {
+                    shop.catalog.get(l.product.kind(), l.product.id()).map(|p| p.name.clone()).unwrap_or_else(|| l.product.to_string())
+                })
+                .collect();
+            page(&ConfirmationPage { badge, user, order: &order, names }, StatusCode::OK)
+        }
+        Err(e) => {
+            let badge = CartBadge::from_cart(&cart).await.unwrap_or(badge);
+            page(&ErrorPage { badge, user, message: e.to_string() }, e.status())
+        }
+    }
+}
+
+async fn login_page(badge: CartBadge, auth: AuthSession) -> Response {
+    page(&LoginPage { badge, user: user_of(&auth), error: None }, StatusCode::OK)
+}
+
+async fn login(
+    State(shop): State<Shop>,
+    mut auth: AuthSession,
+    mut cart: Cart,
+    headers: HeaderMap,
+    form: Result<Form<Credentials>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if cross_site(&headers) {
+        return (StatusCode::FORBIDDEN, "Cross-site form posts are refused.").into_response();
+    }
+    let refuse = |badge, message: &str| {
+        page(&LoginPage { badge, user: None, error: Some(message.to_owned()) }, StatusCode::BAD_REQUEST)
+    };
+    let badge = CartBadge::from_cart(&cart).await.unwrap_or_else(|_| CartBadge::empty(shop.carts.config()));
+    let Ok(Form(creds)) = form else { return refuse(badge, "Enter a username.") };
+    let user = match auth.authenticate(creds).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return refuse(badge, "A username is 1 to 40 letters, digits, '_', '-' or '.'."),
+        Err(e) => {
+            tracing::error!(error = %e, "login failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, "Login is not available right now.").into_response();
+        }
+    };
+    if let Err(e) = auth.login(&user).await {
+        tracing::error!(error = %e, "login failed");
+        return (StatusCode::SERVICE_UNAVAILABLE, "Login is not available right now.").into_response();
+    }
+    if let Err(e) = cart.login(&user.username, shop.settings.merge_strategy).await {
+        tracing::error!(error = %e, "cart merge on login failed");
+    }
+    Redirect::to("/").into_response()
+}
+
+async fn logout(mut auth: AuthSession, mut cart: Cart, headers: HeaderMap) -> Response {
+    if cross_site(&headers) {
+        return (StatusCode::FORBIDDEN, "Cross-site form posts are refused.").into_response();
+    }
+    if let Err(e) = auth.logout().await {
+        tracing::error!(error = %e, "logout failed");
+    }
+    let _ = cart.forget().await;
+    Redirect::to("/").into_response()
+}
+
+/// Refuses form posts made from another site.
+fn cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "same-site" | "none");
+    }
+    match (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), headers.get(header::HOST).and_then(|v| v.to_str().ok())) {
+        (Some(origin), Some(host)) => origin.split("://").nth(1) != Some(host),
+        _ => false,
+    }
+}
+
+async fn require_admin(expected: &str, req: Request, next: Next) -> Response {
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        next.run(req).await
+    } else {
+        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"shop admin\"")], "Admin login required.")
+            .into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Standard base64 (for the basic-auth header).
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(super::base64(b"admin:secret"), "YWRtaW46c2VjcmV0");
+        assert_eq!(super::base64(b"a"), "YQ==");
+        assert_eq!(super::base64(b"ab"), "YWI=");
+    }
+}
