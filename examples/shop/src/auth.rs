@@ -40,7 +40,9 @@ pub struct Backend {
 pub fn valid_username(name: &str) -> Option<String> {
     let name = name.trim();
     let ok = (1..=40).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     ok.then(|| name.to_owned())
 }
 
@@ -50,7 +52,9 @@ impl AuthnBackend for Backend {
     type Error = sqlx::Error;
 
     async fn authenticate(&self, creds: Credentials) -> Result<Option<User>, sqlx::Error> {
-        let Some(username) = valid_username(&creds.username) else { return Ok(None) };
+        let Some(username) = valid_username(&creds.username) else {
+            return Ok(None);
+        };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let inserted = self
             .db

@@ -55,12 +55,22 @@ impl ShopCatalog {
         let mut by_key = HashMap::new();
         let mut by_kind: HashMap<&'static str, Vec<Arc<ShopProduct>>> = HashMap::new();
         for (kind, id, name, price) in rows {
-            let Some(kind) = KINDS.iter().copied().find(|k| *k == kind) else { continue };
-            let p = Arc::new(ShopProduct { kind, id, name, price });
+            let Some(kind) = KINDS.iter().copied().find(|k| *k == kind) else {
+                continue;
+            };
+            let p = Arc::new(ShopProduct {
+                kind,
+                id,
+                name,
+                price,
+            });
             by_key.insert((kind, id), p.clone());
             by_kind.entry(kind).or_default().push(p);
         }
-        Ok(ShopCatalog { by_key: Arc::new(by_key), by_kind: Arc::new(by_kind) })
+        Ok(ShopCatalog {
+            by_key: Arc::new(by_key),
+            by_kind: Arc::new(by_kind),
+        })
     }
 
     /// The products of one kind, by id.
@@ -78,31 +88,71 @@ impl ShopCatalog {
 #[async_trait]
 impl Catalog for ShopCatalog {
     async fn products(&self, kind: &str, ids: &[i64]) -> Result<Vec<Arc<dyn Product>>, BoxError> {
-        Ok(ids.iter().filter_map(|id| self.get(kind, *id)).map(|p| p.clone() as Arc<dyn Product>).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.get(kind, *id))
+            .map(|p| p.clone() as Arc<dyn Product>)
+            .collect())
     }
 }
 
-const BOOK_WORDS: [&str; 10] =
-    ["Ownership", "Lifetimes", "Traits", "Async", "Macros", "Iterators", "Errors", "Unsafe", "Generics", "Patterns"];
-const COFFEE_ORIGINS: [&str; 10] =
-    ["Ethiopia", "Colombia", "Kenya", "Guatemala", "Brazil", "Sumatra", "Costa Rica", "Rwanda", "Peru", "Yemen"];
+const BOOK_WORDS: [&str; 10] = [
+    "Ownership",
+    "Lifetimes",
+    "Traits",
+    "Async",
+    "Macros",
+    "Iterators",
+    "Errors",
+    "Unsafe",
+    "Generics",
+    "Patterns",
+];
+const COFFEE_ORIGINS: [&str; 10] = [
+    "Ethiopia",
+    "Colombia",
+    "Kenya",
+    "Guatemala",
+    "Brazil",
+    "Sumatra",
+    "Costa Rica",
+    "Rwanda",
+    "Peru",
+    "Yemen",
+];
 const COFFEE_ROASTS: [&str; 4] = ["Light", "Medium", "Dark", "Espresso"];
-const COURSE_TOPICS: [&str; 10] =
-    ["Axum", "SQLx", "Tokio", "Tower", "Serde", "Askama", "Testing", "Tracing", "Clippy", "Cargo"];
+const COURSE_TOPICS: [&str; 10] = [
+    "Axum", "SQLx", "Tokio", "Tower", "Serde", "Askama", "Testing", "Tracing", "Clippy", "Cargo",
+];
 
 /// The catalogue of a new shop: deterministic names and prices.
 fn seed_rows() -> Vec<(&'static str, i64, String, Decimal)> {
     let mut rows = Vec::with_capacity(300);
     for id in 1..=100i64 {
         let i = id as usize;
-        rows.push(("book", id, format!("{} in Practice, vol. {}", BOOK_WORDS[i % 10], id), Decimal::new(999 + (id * 137 % 40) * 100, 2)));
+        rows.push((
+            "book",
+            id,
+            format!("{} in Practice, vol. {}", BOOK_WORDS[i % 10], id),
+            Decimal::new(999 + (id * 137 % 40) * 100, 2),
+        ));
         rows.push((
             "coffee",
             id,
-            format!("{} {} Roast #{}", COFFEE_ORIGINS[i % 10], COFFEE_ROASTS[i % 4], id),
+            format!(
+                "{} {} Roast #{}",
+                COFFEE_ORIGINS[i % 10],
+                COFFEE_ROASTS[i % 4],
+                id
+            ),
             Decimal::new(1250 + (id * 53 % 12) * 100, 2),
         ));
-        rows.push(("course", id, format!("{} Masterclass, part {}", COURSE_TOPICS[i % 10], id), Decimal::new(4900 + (id * 29 % 10) * 1000, 2)));
+        rows.push((
+            "course",
+            id,
+            format!("{} Masterclass, part {}", COURSE_TOPICS[i % 10], id),
+            Decimal::new(4900 + (id * 29 % 10) * 1000, 2),
+        ));
     }
     rows
 }
@@ -111,7 +161,12 @@ async fn seed(db: &Db) -> Result<(), sqlx::Error> {
     for (kind, id, name, price) in seed_rows() {
         db.exec(
             "INSERT INTO shop_products (kind, id, name, price_cents) VALUES (?, ?, ?, ?)",
-            &[Arg::Text(kind), Arg::Int(id), Arg::Text(&name), Arg::Int(cents(price))],
+            &[
+                Arg::Text(kind),
+                Arg::Int(id),
+                Arg::Text(&name),
+                Arg::Int(cents(price)),
+            ],
         )
         .await?;
     }

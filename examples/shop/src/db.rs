@@ -165,9 +165,24 @@ impl Db {
     pub async fn order_total(&self, cart_id: i64) -> Result<Option<i64>, sqlx::Error> {
         const SQL: &str = "SELECT total_cents FROM shop_orders WHERE cart_id = ?";
         Ok(match self {
-            Db::Sqlite(p) => sqlx::query_scalar(SQL).bind(cart_id).fetch_optional(p).await?,
-            Db::Postgres(p) => sqlx::query_scalar(&dollar(SQL)).bind(cart_id).fetch_optional(p).await?,
-            Db::MySql(p) => sqlx::query_scalar(SQL).bind(cart_id).fetch_optional(p).await?,
+            Db::Sqlite(p) => {
+                sqlx::query_scalar(SQL)
+                    .bind(cart_id)
+                    .fetch_optional(p)
+                    .await?
+            }
+            Db::Postgres(p) => {
+                sqlx::query_scalar(&dollar(SQL))
+                    .bind(cart_id)
+                    .fetch_optional(p)
+                    .await?
+            }
+            Db::MySql(p) => {
+                sqlx::query_scalar(SQL)
+                    .bind(cart_id)
+                    .fetch_optional(p)
+                    .await?
+            }
         })
     }
 }

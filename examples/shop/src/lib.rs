@@ -29,8 +29,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_cart::{
-    admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts, MergeStrategy,
-    NewDiscount, Order,
+    admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts,
+    MergeStrategy, NewDiscount, Order,
 };
 use axum_login::AuthManagerLayerBuilder;
 use rust_decimal::Decimal;
@@ -64,10 +64,15 @@ impl Settings {
             .parse()
             .map_err(|e| format!("BIND must be an address such as 127.0.0.1:3000: {e}"))?;
         if let Some(port) = var("PORT") {
-            bind.set_port(port.parse().map_err(|e| format!("PORT must be a port number: {e}"))?);
+            bind.set_port(
+                port.parse()
+                    .map_err(|e| format!("PORT must be a port number: {e}"))?,
+            );
         }
         let merge_strategy = match var("MERGE_STRATEGY") {
-            Some(s) => s.parse::<MergeStrategy>().map_err(|e| format!("MERGE_STRATEGY: {e}"))?,
+            Some(s) => s
+                .parse::<MergeStrategy>()
+                .map_err(|e| format!("MERGE_STRATEGY: {e}"))?,
             None => MergeStrategy::Add,
         };
         Ok(Settings {
@@ -117,7 +122,12 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
             }
         });
     }
-    let shop = Shop { db: db.clone(), carts: carts.clone(), catalog, settings: Arc::new(settings) };
+    let shop = Shop {
+        db: db.clone(),
+        carts: carts.clone(),
+        catalog,
+        settings: Arc::new(settings),
+    };
 
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name("shop_session")
@@ -134,7 +144,13 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
             async move { save_order(&shop, &order, None).await }
         })
         .template(|details: &CartDetails| {
-            CartPage { badge: details.badge(), user: None, cart: details }.render().map_err(Into::into)
+            CartPage {
+                badge: details.badge(),
+                user: None,
+                cart: details,
+            }
+            .render()
+            .map_err(Into::into)
         })
         .build();
 
@@ -149,10 +165,11 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         .with_state(shop.clone());
     if let Some(password) = shop.settings.admin_password.clone() {
         let expected = format!("Basic {}", base64(format!("admin:{password}").as_bytes()));
-        let admin = admin_router(carts).layer(middleware::from_fn(move |req: Request, next: Next| {
-            let expected = expected.clone();
-            async move { require_admin(&expected, req, next).await }
-        }));
+        let admin =
+            admin_router(carts).layer(middleware::from_fn(move |req: Request, next: Next| {
+                let expected = expected.clone();
+                async move { require_admin(&expected, req, next).await }
+            }));
         router = router.nest("/admin", admin);
     }
     // The liveness probe does no session or database work.
@@ -191,7 +208,11 @@ async fn seed_discounts(carts: &Carts) -> Result<(), CartError> {
 }
 
 /// Records a placed order in the shop's own tables; safe to call twice for one cart.
-pub async fn save_order(shop: &Shop, order: &Order, username: Option<&str>) -> Result<(), BoxError> {
+pub async fn save_order(
+    shop: &Shop,
+    order: &Order,
+    username: Option<&str>,
+) -> Result<(), BoxError> {
     let t = &order.totals;
     let cart_id = order.cart_id.get();
     let inserted = shop
@@ -291,7 +312,11 @@ fn page(template: &impl Template, status: StatusCode) -> Response {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be rendered.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be rendered.",
+            )
+                .into_response()
         }
     }
 }
@@ -305,10 +330,25 @@ struct KindQuery {
     kind: Option<String>,
 }
 
-async fn products(State(shop): State<Shop>, badge: CartBadge, auth: AuthSession, Query(q): Query<KindQuery>) -> Response {
-    let kind = q.kind.as_deref().and_then(|k| KINDS.iter().copied().find(|x| *x == k)).unwrap_or("book");
+async fn products(
+    State(shop): State<Shop>,
+    badge: CartBadge,
+    auth: AuthSession,
+    Query(q): Query<KindQuery>,
+) -> Response {
+    let kind = q
+        .kind
+        .as_deref()
+        .and_then(|k| KINDS.iter().copied().find(|x| *x == k))
+        .unwrap_or("book");
     page(
-        &ProductsPage { badge, user: user_of(&auth), kinds: &KINDS, kind, products: shop.catalog.of_kind(kind) },
+        &ProductsPage {
+            badge,
+            user: user_of(&auth),
+            kinds: &KINDS,
+            kind,
+            products: shop.catalog.of_kind(kind),
+        },
         StatusCode::OK,
     )
 }
@@ -318,7 +358,12 @@ async fn checkout(State(shop): State<Shop>, auth: AuthSession, mut cart: Cart) -
     let result = async {
         let order = cart.checkout().await?;
         if order.placed_now {
-            save_order(&shop, &order, user.as_deref()).await.map_err(|e| CartError::Plugin { plugin: "order book", source: e })?;
+            save_order(&shop, &order, user.as_deref())
+                .await
+                .map_err(|e| CartError::Plugin {
+                    plugin: "order book",
+                    source: e,
+                })?;
         }
         cart.forget().await?;
         Ok::<_, CartError>(order)
@@ -331,20 +376,45 @@ async fn checkout(State(shop): State<Shop>, auth: AuthSession, mut cart: Cart) -
                 .lines
                 .iter()
                 .map(|l| {
-                    shop.catalog.get(l.product.kind(), l.product.id()).map(|p| p.name.clone()).unwrap_or_else(|| l.product.to_string())
+                    shop.catalog
+                        .get(l.product.kind(), l.product.id())
+                        .map(|p| p.name.clone())
+                        .unwrap_or_else(|| l.product.to_string())
                 })
                 .collect();
-            page(&ConfirmationPage { badge, user, order: &order, names }, StatusCode::OK)
+            page(
+                &ConfirmationPage {
+                    badge,
+                    user,
+                    order: &order,
+                    names,
+                },
+                StatusCode::OK,
+            )
         }
         Err(e) => {
             let badge = CartBadge::from_cart(&cart).await.unwrap_or(badge);
-            page(&ErrorPage { badge, user, message: e.to_string() }, e.status())
+            page(
+                &ErrorPage {
+                    badge,
+                    user,
+                    message: e.to_string(),
+                },
+                e.status(),
+            )
         }
     }
 }
 
 async fn login_page(badge: CartBadge, auth: AuthSession) -> Response {
-    page(&LoginPage { badge, user: user_of(&auth), error: None }, StatusCode::OK)
+    page(
+        &LoginPage {
+            badge,
+            user: user_of(&auth),
+            error: None,
+        },
+        StatusCode::OK,
+    )
 }
 
 async fn login(
@@ -358,23 +428,50 @@ async fn login(
         return (StatusCode::FORBIDDEN, "Cross-site form posts are refused.").into_response();
     }
     let refuse = |badge, message: &str| {
-        page(&LoginPage { badge, user: None, error: Some(message.to_owned()) }, StatusCode::BAD_REQUEST)
+        page(
+            &LoginPage {
+                badge,
+                user: None,
+                error: Some(message.to_owned()),
+            },
+            StatusCode::BAD_REQUEST,
+        )
     };
-    let badge = CartBadge::from_cart(&cart).await.unwrap_or_else(|_| CartBadge::empty(shop.carts.config()));
-    let Ok(Form(creds)) = form else { return refuse(badge, "Enter a username.") };
+    let badge = CartBadge::from_cart(&cart)
+        .await
+        .unwrap_or_else(|_| CartBadge::empty(shop.carts.config()));
+    let Ok(Form(creds)) = form else {
+        return refuse(badge, "Enter a username.");
+    };
     let user = match auth.authenticate(creds).await {
         Ok(Some(user)) => user,
-        Ok(None) => return refuse(badge, "A username is 1 to 40 letters, digits, '_', '-' or '.'."),
+        Ok(None) => {
+            return refuse(
+                badge,
+                "A username is 1 to 40 letters, digits, '_', '-' or '.'.",
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e, "login failed");
-            return (StatusCode::SERVICE_UNAVAILABLE, "Login is not available right now.").into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Login is not available right now.",
+            )
+                .into_response();
         }
     };
     if let Err(e) = auth.login(&user).await {
         tracing::error!(error = %e, "login failed");
-        return (StatusCode::SERVICE_UNAVAILABLE, "Login is not available right now.").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Login is not available right now.",
+        )
+            .into_response();
     }
-    if let Err(e) = cart.login(&user.username, shop.settings.merge_strategy).await {
+    if let Err(e) = cart
+        .login(&user.username, shop.settings.merge_strategy)
+        .await
+    {
         tracing::error!(error = %e, "cart merge on login failed");
     }
     Redirect::to("/").into_response()
@@ -396,18 +493,29 @@ fn cross_site(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return !matches!(site, "same-origin" | "same-site" | "none");
     }
-    match (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), headers.get(header::HOST).and_then(|v| v.to_str().ok())) {
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
         (Some(origin), Some(host)) => origin.split("://").nth(1) != Some(host),
         _ => false,
     }
 }
 
 async fn require_admin(expected: &str, req: Request, next: Next) -> Response {
-    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         next.run(req).await
     } else {
-        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"shop admin\"")], "Admin login required.")
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"shop admin\"")],
+            "Admin login required.",
+        )
             .into_response()
     }
 }
@@ -421,7 +529,11 @@ fn base64(input: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "shop=info,axum_cart=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "shop=info,axum_cart=info".into()),
         )
         .init();
     let settings = match shop::Settings::from_env() {

@@ -35,7 +35,10 @@ impl fmt::Debug for Sessions {
 
 impl Sessions {
     /// Redis if `redis_url` is given, else the database's own session table.
-    pub async fn open(db: &Db, redis_url: Option<&str>) -> Result<Sessions, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn open(
+        db: &Db,
+        redis_url: Option<&str>,
+    ) -> Result<Sessions, Box<dyn std::error::Error + Send + Sync>> {
         if let Some(url) = redis_url {
             let config = Config::from_url(url)?;
             let pool = Pool::new(config, None, None, None, 4)?;

@@ -1,0 +1,348 @@
+//! The demo shop end to end, in process: what a visitor does, as the README tells it.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use shop::{app, Settings};
+use tower::ServiceExt;
+
+/// A browser: a cookie jar and a router.
+struct Browser {
+    app: Router,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Browser {
+    fn new(app: &Router) -> Browser {
+        Browser {
+            app: app.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, mut req: Request<Body>) -> Page {
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req.headers_mut()
+                .insert(header::COOKIE, jar.join("; ").parse().unwrap());
+        }
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        for c in res.headers().get_all(header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes())
+            .into_owned();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, uri: &str) -> Page {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn json(&mut self, uri: &str) -> serde_json::Value {
+        let page = self
+            .send(
+                Request::get(uri)
+                    .header(header::ACCEPT, "application/json")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        serde_json::from_str(&page.body).unwrap()
+    }
+
+    async fn post(&mut self, uri: &str, form: &str) -> Page {
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_owned()))
+            .unwrap();
+        self.send(req).await
+    }
+}
+
+fn settings(db: &std::path::Path) -> Settings {
+    Settings {
+        database_url: format!("sqlite://{}", db.display()),
+        redis_url: None,
+        bind: "127.0.0.1:0".parse().unwrap(),
+        merge_strategy: axum_cart::MergeStrategy::Add,
+        admin_password: Some("s3cret".into()),
+        secure_cookies: false,
+    }
+}
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("shop-test-{}-{name}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+#[tokio::test]
+async fn a_visitor_shops_applies_a_code_and_checks_out() {
+    let db = temp_db("flow");
+    let (router, shop) = app(settings(&db)).await.unwrap();
+    let mut b = Browser::new(&router);
+
+    // The product list: 100 books, a header with an empty cart, no cookie yet.
+    let list = b.get("/").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(count(&list.body, "class=\"product\""), 100);
+    assert!(list
+        .body
+        .contains(r#"<span class="badge" id="cart-count">0</span>"#));
+    assert!(list
+        .body
+        .contains(r#"<span id="cart-summary">$0.00</span>"#));
+    assert!(b.cookies.is_empty(), "a read-only visit sets no cookie");
+    assert_eq!(
+        shop.carts
+            .list_carts(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        0,
+        "and creates no cart"
+    );
+
+    // Add two products.
+    let added = b.post("/cart/add/book/1", "quantity=1").await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    let cookie = added
+        .headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    b.post("/cart/add/coffee/2", "quantity=1").await;
+    let list = b.get("/").await;
+    assert!(
+        list.body
+            .contains(r#"<span class="badge" id="cart-count">2</span>"#),
+        "header badge shows 2"
+    );
+
+    // The cart page: one <li> per line.
+    let page = b.get("/cart").await;
+    assert_eq!(count(&page.body, "<li"), 2);
+    let cart = b.json("/cart").await;
+    let subtotal: rust_decimal::Decimal = cart["subtotal"].as_str().unwrap().parse().unwrap();
+    assert_eq!(cart["count"], 2);
+
+    // SUMMER25 needs 50.00: add a course, then apply it.
+    let refused = b.post("/cart/discount", "code=summer25").await;
+    if subtotal < rust_decimal::Decimal::from(50) {
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        b.post("/cart/add/course/1", "quantity=1").await;
+        assert_eq!(
+            b.post("/cart/discount", "code=summer25").await.status,
+            StatusCode::SEE_OTHER
+        );
+    }
+    let cart = b.json("/cart").await;
+    assert_eq!(cart["discount_code"], "SUMMER25");
+    let d = |k: &str| {
+        cart[k]
+            .as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
+    let sub = d("subtotal");
+    assert_eq!(
+        d("discount"),
+        (sub * rust_decimal::Decimal::new(25, 2))
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+    );
+    assert_eq!(
+        d("tax"),
+        (sub * rust_decimal::Decimal::new(8, 2))
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+    );
+    let shipping = if sub >= rust_decimal::Decimal::ONE_HUNDRED {
+        "0.00"
+    } else {
+        "9.99"
+    };
+    assert_eq!(cart["shipping"], shipping);
+    assert_eq!(d("total"), sub - d("discount") + d("tax") + d("shipping"));
+
+    // Check out: a confirmation, an order row, a fresh cart afterwards.
+    let done = b.post("/checkout", "").await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(done.body.contains("Thank you for your order!"));
+    assert!(
+        done.body
+            .contains(&format!("Total ${}", cart["total"].as_str().unwrap())),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains(r#"id="cart-count">0<"#));
+    let after = b.json("/cart").await;
+    assert_eq!(after["is_empty"], true);
+    assert_eq!(after["checked_out"], false);
+    assert_eq!(
+        b.post("/checkout", "").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nothing left to buy"
+    );
+    assert_eq!(
+        shop.carts
+            .discount("SUMMER25")
+            .await
+            .unwrap()
+            .unwrap()
+            .current_uses,
+        1
+    );
+
+    // A second start on the same file keeps its data.
+    drop(router);
+    let (_, again) = app(settings(&db)).await.unwrap();
+    assert_eq!(
+        again
+            .carts
+            .discount("SUMMER25")
+            .await
+            .unwrap()
+            .unwrap()
+            .current_uses,
+        1
+    );
+    assert_eq!(again.catalog.of_kind("coffee").len(), 100);
+}
+
+#[tokio::test]
+async fn login_merges_the_guest_cart_and_logout_starts_fresh() {
+    let db = temp_db("login");
+    let (router, _) = app(settings(&db)).await.unwrap();
+
+    // Ann left a cart with one book last time.
+    let mut earlier = Browser::new(&router);
+    earlier.post("/cart/add/book/1", "quantity=1").await;
+    assert_eq!(
+        earlier.post("/login", "username=ann").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Today, as a guest, she adds two of the same book and a coffee, then logs in.
+    let mut b = Browser::new(&router);
+    b.post("/cart/add/book/1", "quantity=2").await;
+    b.post("/cart/add/coffee/1", "quantity=1").await;
+    assert_eq!(
+        b.post("/login", "username=ann").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let cart = b.json("/cart").await;
+    assert_eq!(cart["count"], 4, "1 + 2 books and a coffee");
+    assert!(b
+        .get("/")
+        .await
+        .body
+        .contains(r#"<span id="user">ann</span>"#));
+
+    // Bad usernames are refused with a message.
+    let mut c = Browser::new(&router);
+    let bad = c.post("/login", "username=%3Cscript%3E").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(!bad.body.contains("<script>"));
+
+    // Logout: a fresh guest cart; the user's cart is still there for the next login.
+    b.post("/logout", "").await;
+    assert_eq!(b.json("/cart").await["count"], 0);
+    b.post("/login", "username=ann").await;
+    assert_eq!(b.json("/cart").await["count"], 4);
+}
+
+#[tokio::test]
+async fn healthz_admin_and_bad_input() {
+    let db = temp_db("misc");
+    let (router, _) = app(settings(&db)).await.unwrap();
+    let mut b = Browser::new(&router);
+    let health = b.get("/healthz").await;
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (StatusCode::OK, "ok")
+    );
+    assert!(health.headers.get(header::SET_COOKIE).is_none());
+
+    assert_eq!(b.get("/admin/carts").await.status, StatusCode::UNAUTHORIZED);
+    let mut req = Request::get("/admin/carts").body(Body::empty()).unwrap();
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        "Basic YWRtaW46d3Jvbmc=".parse().unwrap(),
+    );
+    assert_eq!(b.send(req).await.status, StatusCode::UNAUTHORIZED);
+    let mut req = Request::get("/admin/discounts")
+        .body(Body::empty())
+        .unwrap();
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        "Basic YWRtaW46czNjcmV0".parse().unwrap(),
+    );
+    let admin = b.send(req).await;
+    assert_eq!(admin.status, StatusCode::OK);
+    for code in ["SUMMER25", "FIXED10", "LASTONE", "EXPIRED"] {
+        assert!(admin.body.contains(code), "{code} seeded");
+    }
+
+    for (uri, form, status) in [
+        ("/cart/add/book/1", "quantity=0", StatusCode::BAD_REQUEST),
+        ("/cart/add/book/1", "quantity=abc", StatusCode::BAD_REQUEST),
+        ("/cart/add/book/1", "quantity=1000", StatusCode::BAD_REQUEST),
+        ("/cart/add/book/101", "quantity=1", StatusCode::NOT_FOUND),
+        ("/cart/add/gadget/1", "quantity=1", StatusCode::NOT_FOUND),
+        ("/cart/remove/book/1", "", StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(b.post(uri, form).await.status, status, "{uri} {form}");
+    }
+    b.post("/cart/add/book/1", "quantity=1").await;
+    assert_eq!(
+        b.post("/cart/discount", "code=EXPIRED").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        b.json("/cart").await["count"],
+        1,
+        "refused changes changed nothing"
+    );
+}
