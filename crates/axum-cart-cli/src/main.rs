@@ -173,8 +173,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Discount(DiscountCommand::List) => {
             let all = carts.discounts().await.map_err(|e| e.to_string())?;
             println!(
-                "{:<20} {:<8} {:>10} {:>10} {:>12} {:<6} {}",
-                "CODE", "TYPE", "VALUE", "MIN CART", "USES", "ACTIVE", "VALID UNTIL"
+                "{:<20} {:<8} {:>10} {:>10} {:>12} {:<6} VALID UNTIL",
+                "CODE", "TYPE", "VALUE", "MIN CART", "USES", "ACTIVE"
             );
             for d in &all {
                 let uses = match d.max_uses {

@@ -22,7 +22,7 @@
 
 use askama::Template;
 use axum::extract::{Form, NestedPath, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,6 +31,7 @@ use rust_decimal::Decimal;
 use crate::cart::{CartId, Carts, LoadedLine, Totals};
 use crate::discount::{Discount, DiscountKind, NewDiscount};
 use crate::error::CartError;
+use crate::router::cross_site;
 use crate::store::{CartFilter, CartRecord};
 
 /// The admin pages, to nest under a prefix of the app's choosing behind its own guard.
@@ -137,7 +138,11 @@ fn render(template: &impl Template) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "admin page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be rendered.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be rendered.",
+            )
+                .into_response()
         }
     }
 }
@@ -219,13 +224,19 @@ async fn cart_list(
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
-async fn cart_detail(State(carts): State<Carts>, base: NestedPath, Path(id): Path<String>) -> Response {
+async fn cart_detail(
+    State(carts): State<Carts>,
+    base: NestedPath,
+    Path(id): Path<String>,
+) -> Response {
     let Some(id) = CartId::parse(&id) else {
         return (StatusCode::NOT_FOUND, "No such cart.").into_response();
     };
@@ -251,10 +262,20 @@ async fn cart_detail(State(carts): State<Carts>, base: NestedPath, Path(id): Pat
     }
 }
 
-async fn discount_page(carts: &Carts, base: &NestedPath, error: Option<String>, status: StatusCode) -> Response {
+async fn discount_page(
+    carts: &Carts,
+    base: &NestedPath,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     match carts.discounts().await {
         Ok(rows) => {
-            let page = DiscountPage { style: STYLE, base: base.as_str().trim_end_matches('/').to_owned(), rows, error };
+            let page = DiscountPage {
+                style: STYLE,
+                base: base.as_str().trim_end_matches('/').to_owned(),
+                rows,
+                error,
+            };
             (status, render(&page)).into_response()
         }
         Err(e) => error_page(&e),
@@ -281,7 +302,9 @@ struct CreateForm {
 
 fn parse_form(form: &CreateForm) -> Result<NewDiscount, String> {
     let money = |name: &str, s: &str| -> Result<Decimal, String> {
-        s.trim().parse::<Decimal>().map_err(|_| format!("{name} must be a number such as 10.00, got {:?}.", s.trim()))
+        s.trim()
+            .parse::<Decimal>()
+            .map_err(|_| format!("{name} must be a number such as 10.00, got {:?}.", s.trim()))
     };
     let kind = match form.kind.as_str() {
         "percent" => DiscountKind::Percent,
@@ -293,37 +316,29 @@ fn parse_form(form: &CreateForm) -> Result<NewDiscount, String> {
         new = new.min_cart_value(money("Min cart value", &form.min_cart_value)?);
     }
     if !form.max_uses.trim().is_empty() {
-        let uses = form
-            .max_uses
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("Max uses must be a whole number, got {:?}.", form.max_uses.trim()))?;
+        let uses = form.max_uses.trim().parse::<i64>().map_err(|_| {
+            format!(
+                "Max uses must be a whole number, got {:?}.",
+                form.max_uses.trim()
+            )
+        })?;
         new = new.max_uses(uses);
     }
     if !form.valid_until.trim().is_empty() {
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        let day = time::Date::parse(form.valid_until.trim(), &format)
-            .map_err(|_| format!("Valid until must be a date such as 2026-12-31, got {:?}.", form.valid_until.trim()))?;
-        new = new.valid_until(day.with_hms(23, 59, 59).map_err(|e| e.to_string())?.assume_utc());
+        let day = time::Date::parse(form.valid_until.trim(), &format).map_err(|_| {
+            format!(
+                "Valid until must be a date such as 2026-12-31, got {:?}.",
+                form.valid_until.trim()
+            )
+        })?;
+        new = new.valid_until(
+            day.with_hms(23, 59, 59)
+                .map_err(|e| e.to_string())?
+                .assume_utc(),
+        );
     }
     Ok(new)
-}
-
-/// Refuses form posts made from another site (Origin or Sec-Fetch-Site says so).
-fn cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "same-site" | "none") {
-            return true;
-        }
-    }
-    if let (Some(origin), Some(host)) = (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
-        let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-        return origin != "null" && origin_host != host || origin == "null";
-    }
-    false
 }
 
 fn forbidden() -> Response {
@@ -333,34 +348,63 @@ fn forbidden() -> Response {
 async fn discount_create(
     State(carts): State<Carts>,
     base: NestedPath,
+    uri: Uri,
     headers: HeaderMap,
     form: Result<Form<CreateForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if cross_site(&headers) {
+    if cross_site(&headers, &uri) {
         return forbidden();
     }
     let Ok(Form(form)) = form else {
-        return discount_page(&carts, &base, Some("The form was incomplete.".into()), StatusCode::BAD_REQUEST).await;
+        return discount_page(
+            &carts,
+            &base,
+            Some("The form was incomplete.".into()),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     };
     let new = match parse_form(&form) {
         Ok(new) => new,
-        Err(message) => return discount_page(&carts, &base, Some(message), StatusCode::BAD_REQUEST).await,
+        Err(message) => {
+            return discount_page(&carts, &base, Some(message), StatusCode::BAD_REQUEST).await
+        }
     };
     match carts.create_discount(new).await {
-        Ok(_) => Redirect::to(&format!("{}/discounts", base.as_str().trim_end_matches('/'))).into_response(),
+        Ok(_) => Redirect::to(&format!(
+            "{}/discounts",
+            base.as_str().trim_end_matches('/')
+        ))
+        .into_response(),
         Err(e) if !e.status().is_server_error() => {
-            discount_page(&carts, &base, Some(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await
+            discount_page(
+                &carts,
+                &base,
+                Some(e.to_string()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
         Err(e) => error_page(&e),
     }
 }
 
-async fn set_active(carts: Carts, base: NestedPath, headers: HeaderMap, code: String, active: bool) -> Response {
-    if cross_site(&headers) {
+async fn set_active(
+    carts: Carts,
+    base: NestedPath,
+    (uri, headers): (Uri, HeaderMap),
+    code: String,
+    active: bool,
+) -> Response {
+    if cross_site(&headers, &uri) {
         return forbidden();
     }
     match carts.set_discount_active(&code, active).await {
-        Ok(true) => Redirect::to(&format!("{}/discounts", base.as_str().trim_end_matches('/'))).into_response(),
+        Ok(true) => Redirect::to(&format!(
+            "{}/discounts",
+            base.as_str().trim_end_matches('/')
+        ))
+        .into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, "No such discount code.").into_response(),
         Err(e) => error_page(&e),
     }
@@ -369,17 +413,19 @@ async fn set_active(carts: Carts, base: NestedPath, headers: HeaderMap, code: St
 async fn discount_deactivate(
     State(carts): State<Carts>,
     base: NestedPath,
+    uri: Uri,
     headers: HeaderMap,
     Path(code): Path<String>,
 ) -> Response {
-    set_active(carts, base, headers, code, false).await
+    set_active(carts, base, (uri, headers), code, false).await
 }
 
 async fn discount_activate(
     State(carts): State<Carts>,
     base: NestedPath,
+    uri: Uri,
     headers: HeaderMap,
     Path(code): Path<String>,
 ) -> Response {
-    set_active(carts, base, headers, code, true).await
+    set_active(carts, base, (uri, headers), code, true).await
 }

@@ -837,7 +837,7 @@ impl Cart {
     /// One atomic statement: concurrent adds never lose units.
     pub async fn add(
         &mut self,
-        product: &impl Product,
+        product: &dyn Product,
         unit_price: Decimal,
         quantity: i64,
     ) -> Result<Line, CartError> {
@@ -848,7 +848,7 @@ impl Cart {
     /// [`add`](Self::add) with price validation and/or an inventory check.
     pub async fn add_with(
         &mut self,
-        product: &impl Product,
+        product: &dyn Product,
         unit_price: Decimal,
         quantity: i64,
         options: AddOptions,
@@ -877,7 +877,9 @@ impl Cart {
         if let Binding::Closed(_) = self.binding() {
             return Err(CartError::CheckedOut);
         }
-        if options.check_inventory {
+        // With no checker configured everything is in stock: no question, no query.
+        if let (true, Some(inventory)) = (options.check_inventory, self.config().inventory.clone())
+        {
             let binding = self.binding();
             let existing = match binding.id() {
                 Some(id) => self
@@ -891,9 +893,7 @@ impl Cart {
                 None => 0,
             };
             let wanted = existing + quantity;
-            let ok = self
-                .config()
-                .inventory
+            let ok = inventory
                 .check(product, wanted)
                 .await
                 .map_err(|e| CartError::plugin("inventory checker", e))?;

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use tokio::sync::broadcast;
 
 use crate::cart::{Carts, CartsInner, QUANTITY_LIMIT};
-use crate::inventory::{AlwaysInStock, InventoryChecker};
+use crate::inventory::InventoryChecker;
 use crate::product::Catalog;
 use crate::shipping::{FreeShipping, ShippingCalculator};
 use crate::store::Store;
@@ -21,7 +21,8 @@ use crate::tax::{NoTax, TaxCalculator};
 pub struct CartConfig {
     pub(crate) tax: Arc<dyn TaxCalculator>,
     pub(crate) shipping: Arc<dyn ShippingCalculator>,
-    pub(crate) inventory: Arc<dyn InventoryChecker>,
+    /// `None`: [`AlwaysInStock`], and no stock question is asked at all.
+    pub(crate) inventory: Option<Arc<dyn InventoryChecker>>,
     pub(crate) catalog: Option<Arc<dyn Catalog>>,
     /// The most units one line may hold (`CART_MAX_QUANTITY_PER_ITEM`); at most 1,000,000,000.
     pub max_quantity_per_item: Option<i64>,
@@ -86,7 +87,7 @@ impl CartsBuilder {
             config: CartConfig {
                 tax: Arc::new(NoTax),
                 shipping: Arc::new(FreeShipping),
-                inventory: Arc::new(AlwaysInStock),
+                inventory: None,
                 catalog: None,
                 max_quantity_per_item: None,
                 min_order_amount: None,
@@ -109,9 +110,10 @@ impl CartsBuilder {
         self
     }
 
-    /// The inventory checker (`CART_INVENTORY_CHECKER`); default [`AlwaysInStock`].
+    /// The inventory checker (`CART_INVENTORY_CHECKER`); default
+    /// [`AlwaysInStock`](crate::AlwaysInStock).
     pub fn inventory_checker(mut self, inventory: impl InventoryChecker) -> Self {
-        self.config.inventory = Arc::new(inventory);
+        self.config.inventory = Some(Arc::new(inventory));
         self
     }
 

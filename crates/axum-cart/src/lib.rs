@@ -29,20 +29,26 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod cart;
 pub mod config;
 pub mod discount;
 pub mod error;
 pub mod events;
+pub mod extract;
+pub mod filters;
 pub mod inventory;
+pub mod layer;
 mod money;
 pub mod product;
+pub mod router;
 pub mod serial;
 pub mod session;
 pub mod shipping;
 pub mod store;
 pub mod tax;
 
+pub use admin::admin_router;
 pub use async_trait::async_trait;
 pub use cart::{
     AddOptions, Cart, CartId, CartView, Carts, Line, LoadedLine, MergeReport, MergeStrategy, Order,
@@ -52,10 +58,17 @@ pub use config::{CartConfig, CartsBuilder};
 pub use discount::{Discount, DiscountKind, NewDiscount};
 pub use error::{BoxError, CartError};
 pub use events::CartEvent;
+pub use extract::CartRejection;
+pub use filters::CartBadge;
 pub use inventory::{AlwaysInStock, InventoryChecker};
+pub use layer::{CartLayer, CartService};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
+pub use router::{cart_router, CartDetails, CartItem, CartRouter};
 pub use serial::CartPayload;
-pub use session::{MemorySession, SessionAdapter, CART_ID_KEY};
+pub use session::{
+    MemorySession, SessionAdapter, SignedCookieConfig, SignedCookieSession, TowerSession,
+    CART_ID_KEY,
+};
 pub use shipping::{FreeShipping, ShippingCalculator, ShippingOption};
 pub use store::{CartFilter, CartRecord, Store};
 pub use tax::{NoTax, TaxCalculator};
@@ -64,3 +77,13 @@ pub use tax::{NoTax, TaxCalculator};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The code blocks of `docs/CONFIGURATION.md`, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/CONFIGURATION.md")]
+pub struct ConfigurationDoctests;
+
+/// The code blocks of `docs/AGENTS.md`, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/AGENTS.md")]
+pub struct AgentsDoctests;

@@ -82,6 +82,15 @@ impl<S: SessionAdapter + ?Sized> SessionAdapter for Arc<S> {
     async fn delete(&self, key: &str) -> Result<(), BoxError> {
         (**self).delete(key).await
     }
+    async fn cart_id(&self) -> Result<Option<CartId>, BoxError> {
+        (**self).cart_id().await
+    }
+    async fn set_cart_id(&self, id: CartId) -> Result<(), BoxError> {
+        (**self).set_cart_id(id).await
+    }
+    async fn clear_cart_id(&self) -> Result<(), BoxError> {
+        (**self).clear_cart_id().await
+    }
 }
 
 /// A session held in memory: for tests, scripts and background jobs. Clones share values.
@@ -125,6 +134,201 @@ impl SessionAdapter for MemorySession {
             .lock()
             .map_err(|_| "session lock poisoned")?
             .remove(key);
+        Ok(())
+    }
+}
+
+/// The default adapter of [`CartLayer`](crate::CartLayer): the cart id is the key
+/// [`CART_ID_KEY`] of the app's [`tower_sessions::Session`].
+///
+/// The app installs `tower_sessions::SessionManagerLayer` (with any store) outside the
+/// `CartLayer`; the session cookie and the store are entirely the app's. Reading the id
+/// never modifies the session, so read-only requests set no cookie.
+///
+/// ```
+/// # async fn demo(session: tower_sessions::Session, carts: axum_cart::Carts) -> Result<(), axum_cart::CartError> {
+/// use axum_cart::TowerSession;
+/// let cart = carts.open(TowerSession(session)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TowerSession(pub tower_sessions::Session);
+
+#[async_trait]
+impl SessionAdapter for TowerSession {
+    async fn get(&self, key: &str) -> Result<Option<String>, BoxError> {
+        Ok(match self.0.get_value(key).await? {
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            // Anything else under the key is not ours to interpret: no value.
+            _ => None,
+        })
+    }
+    async fn set(&self, key: &str, value: &str) -> Result<(), BoxError> {
+        self.0.insert(key, value).await?;
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), BoxError> {
+        self.0.remove_value(key).await?;
+        Ok(())
+    }
+}
+
+/// How the signed cookie of [`SignedCookieSession`] is written.
+///
+/// The cookie is signed (HMAC-SHA256) with the app's [`tower_cookies::Key`]; it is
+/// `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` unless switched off, and lives
+/// [`max_age`](Self::max_age) (30 days by default) from the moment the cart is created.
+///
+/// ```
+/// use axum_cart::SignedCookieConfig;
+/// use tower_cookies::Key;
+///
+/// let config = SignedCookieConfig::new(Key::generate())
+///     .secure(false) // plain-HTTP development only
+///     .max_age(time::Duration::days(7));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct SignedCookieConfig {
+    key: tower_cookies::Key,
+    secure: bool,
+    max_age: time::Duration,
+}
+
+impl std::fmt::Debug for SignedCookieConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedCookieConfig")
+            .field("key", &"<redacted>")
+            .field("secure", &self.secure)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+impl SignedCookieConfig {
+    /// The default lifetime of the cookie: 30 days.
+    pub const DEFAULT_MAX_AGE: time::Duration = time::Duration::days(30);
+
+    /// Signed with `key`, `Secure`, 30 days.
+    pub fn new(key: tower_cookies::Key) -> Self {
+        SignedCookieConfig {
+            key,
+            secure: true,
+            max_age: Self::DEFAULT_MAX_AGE,
+        }
+    }
+
+    /// Whether the cookie carries `Secure` (default `true`: browsers then send it over
+    /// HTTPS and `localhost` only).
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// The cookie's `Max-Age` (default 30 days). Negative values count as zero.
+    pub fn max_age(mut self, max_age: time::Duration) -> Self {
+        self.max_age = max_age.max(time::Duration::ZERO);
+        self
+    }
+}
+
+/// A cart id kept in a signed cookie, for apps with no server-side session: the
+/// counterpart of django-cart's `CookieSessionAdapter` + `CartCookieMiddleware`.
+///
+/// Each key is one cookie of the same name (the cart id is the cookie `CART-ID`). A cookie
+/// whose signature does not verify (tampered, forged, unsigned, signed with another key,
+/// garbage) is ignored: the visitor simply has no cart id and gets a fresh cart. Changes
+/// are collected here and sent as `Set-Cookie` headers by [`CartLayer`](crate::CartLayer)
+/// (see [`set_cookie_headers`](Self::set_cookie_headers)); nothing is sent when nothing
+/// changed.
+pub struct SignedCookieSession {
+    config: SignedCookieConfig,
+    jar: Mutex<tower_cookies::cookie::CookieJar>,
+}
+
+impl std::fmt::Debug for SignedCookieSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedCookieSession")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedCookieSession {
+    /// The session of a request, read from its `Cookie` headers.
+    ///
+    /// When a name appears more than once (a cookie planted for a parent domain, say), a
+    /// copy that verifies wins over one that does not.
+    pub fn from_headers(headers: &axum::http::HeaderMap, config: SignedCookieConfig) -> Self {
+        use tower_cookies::cookie::{Cookie, CookieJar};
+        let mut jar = CookieJar::new();
+        for header in headers.get_all(axum::http::header::COOKIE) {
+            let Ok(text) = header.to_str() else { continue };
+            for part in text.split(';') {
+                let Ok(cookie) = Cookie::parse_encoded(part.trim().to_owned()) else {
+                    continue;
+                };
+                let name = cookie.name().to_owned();
+                if jar.get(&name).is_some() && jar.signed(&config.key).get(&name).is_some() {
+                    continue;
+                }
+                jar.add_original(cookie);
+            }
+        }
+        SignedCookieSession {
+            config,
+            jar: Mutex::new(jar),
+        }
+    }
+
+    fn jar(&self) -> Result<std::sync::MutexGuard<'_, tower_cookies::cookie::CookieJar>, BoxError> {
+        self.jar
+            .lock()
+            .map_err(|_| "cookie jar lock poisoned".into())
+    }
+
+    /// The `Set-Cookie` values for what changed since the request (empty if nothing did).
+    pub fn set_cookie_headers(&self) -> Vec<axum::http::HeaderValue> {
+        let Ok(jar) = self.jar() else {
+            return Vec::new();
+        };
+        jar.delta()
+            .filter_map(|c| axum::http::HeaderValue::from_str(&c.to_string()).ok())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl SessionAdapter for SignedCookieSession {
+    async fn get(&self, key: &str) -> Result<Option<String>, BoxError> {
+        let jar = self.jar()?;
+        Ok(jar
+            .signed(&self.config.key)
+            .get(key)
+            .map(|c| c.value().to_owned()))
+    }
+    async fn set(&self, key: &str, value: &str) -> Result<(), BoxError> {
+        use tower_cookies::cookie::{Cookie, SameSite};
+        let cookie = Cookie::build((key.to_owned(), value.to_owned()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.config.secure)
+            .max_age(self.config.max_age)
+            .build();
+        self.jar()?.signed_mut(&self.config.key).add(cookie);
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), BoxError> {
+        use tower_cookies::cookie::{Cookie, SameSite};
+        let cookie = Cookie::build(key.to_owned())
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.config.secure)
+            .build();
+        self.jar()?.remove(cookie);
         Ok(())
     }
 }
