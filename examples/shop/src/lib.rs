@@ -11,6 +11,7 @@
 //! | `MERGE_STRATEGY` | `add` | how a guest cart joins the user's on login (`add`, `replace`, `keep_higher`) |
 //! | `ADMIN_PASSWORD` | unset | enables `/admin` (HTTP basic auth, user `admin`) |
 //! | `SECURE_COOKIES` | unset | `1` marks cookies `Secure` (behind HTTPS) |
+//! | `SESSION_CACHE` | on for SQLite, off otherwise | `1`/`0`: keep sessions in memory in front of the store (only for a single process: other processes would not see a cached change) |
 
 pub mod auth;
 pub mod catalog;
@@ -37,6 +38,7 @@ use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_moka_store::MokaStore;
 
 use crate::auth::{AuthSession, Backend, Credentials};
 use crate::catalog::{ShopCatalog, ShopProduct, KINDS};
@@ -53,6 +55,7 @@ pub struct Settings {
     pub merge_strategy: MergeStrategy,
     pub admin_password: Option<String>,
     pub secure_cookies: bool,
+    pub session_cache: bool,
 }
 
 impl Settings {
@@ -75,9 +78,18 @@ impl Settings {
                 .map_err(|e| format!("MERGE_STRATEGY: {e}"))?,
             None => MergeStrategy::Add,
         };
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite://shop.db".into());
+        let redis_url = var("REDIS_URL");
+        let session_cache = match var("SESSION_CACHE").as_deref() {
+            Some("1" | "true") => true,
+            Some("0" | "false") => false,
+            Some(other) => return Err(format!("SESSION_CACHE must be 1 or 0, got {other:?}")),
+            None => database_url.starts_with("sqlite:") && redis_url.is_none(),
+        };
         Ok(Settings {
-            database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://shop.db".into()),
-            redis_url: var("REDIS_URL"),
+            session_cache,
+            database_url,
+            redis_url,
             bind,
             merge_strategy,
             admin_password: var("ADMIN_PASSWORD"),
@@ -129,12 +141,19 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         settings: Arc::new(settings),
     };
 
-    let session_layer = SessionManagerLayer::new(sessions)
-        .with_name("shop_session")
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(shop.settings.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(Duration::days(30)));
+    let cache = shop
+        .settings
+        .session_cache
+        .then(|| MokaStore::new(Some(100_000)));
+    let session_layer = SessionManagerLayer::new(sessions::Cached {
+        cache,
+        store: sessions,
+    })
+    .with_name("shop_session")
+    .with_http_only(true)
+    .with_same_site(SameSite::Lax)
+    .with_secure(shop.settings.secure_cookies)
+    .with_expiry(Expiry::OnInactivity(Duration::days(30)));
     let auth_layer = AuthManagerLayerBuilder::new(Backend { db }, session_layer).build();
 
     let hook_shop = shop.clone();

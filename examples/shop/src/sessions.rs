@@ -101,3 +101,51 @@ impl SessionStore for Sessions {
         each!(self, s => s.delete(id).await)
     }
 }
+
+/// The session store with an optional in-memory cache in front (tower-sessions'
+/// `CachingSessionStore` logic, switchable at run time). The cache serves repeated reads of
+/// a session from memory: right for one process, wrong for several sharing a store (one
+/// would not see another's change), so the shop turns it on only for SQLite.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub cache: Option<tower_sessions_moka_store::MokaStore>,
+    pub store: Sessions,
+}
+
+#[async_trait]
+impl SessionStore for Cached {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.store.create(record).await?;
+        if let Some(cache) = &self.cache {
+            cache.save(record).await?;
+        }
+        Ok(())
+    }
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.store.save(record).await?;
+        if let Some(cache) = &self.cache {
+            cache.save(record).await?;
+        }
+        Ok(())
+    }
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let Some(cache) = &self.cache else {
+            return self.store.load(id).await;
+        };
+        if let Some(record) = cache.load(id).await? {
+            return Ok(Some(record));
+        }
+        let record = self.store.load(id).await?;
+        if let Some(record) = &record {
+            cache.save(record).await?;
+        }
+        Ok(record)
+    }
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.store.delete(id).await?;
+        if let Some(cache) = &self.cache {
+            cache.delete(id).await?;
+        }
+        Ok(())
+    }
+}

@@ -95,6 +95,7 @@ fn settings(db: &std::path::Path) -> Settings {
         merge_strategy: axum_cart::MergeStrategy::Add,
         admin_password: Some("s3cret".into()),
         secure_cookies: false,
+        session_cache: true,
     }
 }
 
