@@ -45,11 +45,11 @@ pub struct ShopCatalog {
 }
 
 impl ShopCatalog {
-    /// Loads the catalogue, seeding it on first start.
-    pub async fn load(db: &Db) -> Result<ShopCatalog, sqlx::Error> {
+    /// Loads the catalogue, seeding it on first start with `per_kind` products of each kind.
+    pub async fn load(db: &Db, per_kind: i64) -> Result<ShopCatalog, sqlx::Error> {
         let mut rows = db.products().await?;
         if rows.is_empty() {
-            seed(db).await?;
+            seed(db, per_kind).await?;
             rows = db.products().await?;
         }
         let mut by_key = HashMap::new();
@@ -126,9 +126,9 @@ const COURSE_TOPICS: [&str; 10] = [
 ];
 
 /// The catalogue of a new shop: deterministic names and prices.
-fn seed_rows() -> Vec<(&'static str, i64, String, Decimal)> {
-    let mut rows = Vec::with_capacity(300);
-    for id in 1..=100i64 {
+fn seed_rows(per_kind: i64) -> Vec<(&'static str, i64, String, Decimal)> {
+    let mut rows = Vec::new();
+    for id in 1..=per_kind {
         let i = id as usize;
         rows.push((
             "book",
@@ -157,8 +157,8 @@ fn seed_rows() -> Vec<(&'static str, i64, String, Decimal)> {
     rows
 }
 
-async fn seed(db: &Db) -> Result<(), sqlx::Error> {
-    for (kind, id, name, price) in seed_rows() {
+async fn seed(db: &Db, per_kind: i64) -> Result<(), sqlx::Error> {
+    for (kind, id, name, price) in seed_rows(per_kind) {
         db.exec(
             "INSERT INTO shop_products (kind, id, name, price_cents) VALUES (?, ?, ?, ?)",
             &[

@@ -55,7 +55,19 @@ const SCHEMA: [&str; 4] = [
 
 impl Db {
     /// Opens the database named by `url`; a SQLite file is created if missing, in WAL mode.
+    /// The pool holds at most `DATABASE_MAX_CONNECTIONS` connections (8 on SQLite, 16
+    /// otherwise) and a request waits at most 5 s for one.
     pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+        let max_connections = |default: u32| match std::env::var("DATABASE_MAX_CONNECTIONS") {
+            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(sqlx::Error::Configuration(
+                    format!("DATABASE_MAX_CONNECTIONS must be a number of at least 1, got {v:?}")
+                        .into(),
+                )),
+            },
+            _ => Ok(default),
+        };
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -64,7 +76,7 @@ impl Db {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(max_connections(8)?)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await?;
@@ -72,7 +84,7 @@ impl Db {
         } else if url.starts_with("postgres") {
             Ok(Db::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(max_connections(16)?)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect(url)
                     .await?,
@@ -81,7 +93,7 @@ impl Db {
             let url = url.replacen("mariadb://", "mysql://", 1);
             Ok(Db::MySql(
                 sqlx::mysql::MySqlPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(max_connections(16)?)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect(&url)
                     .await?,

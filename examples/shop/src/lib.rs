@@ -6,11 +6,14 @@
 //! | Variable | Default | Meaning |
 //! |---|---|---|
 //! | `DATABASE_URL` | `sqlite://shop.db` | SQLite, PostgreSQL or MySQL |
+//! | `DATABASE_MAX_CONNECTIONS` | 8 for SQLite, 16 otherwise | the most database connections the process opens; a request waits up to 5 s for one, then gets 503 |
 //! | `REDIS_URL` | unset | keep sessions in Redis instead of the database |
 //! | `BIND` / `PORT` | `127.0.0.1:3000` | where to listen |
 //! | `MERGE_STRATEGY` | `add` | how a guest cart joins the user's on login (`add`, `replace`, `keep_higher`) |
 //! | `ADMIN_PASSWORD` | unset | enables `/admin` (HTTP basic auth, user `admin`) |
 //! | `SECURE_COOKIES` | unset | `1` marks cookies `Secure` (behind HTTPS) |
+//! | `MAX_QUANTITY` | `999` | the most units one line may hold (benchmarks raise it) |
+//! | `SEED_PER_KIND` | `100` | products of each kind seeded into a new database |
 //! | `SESSION_CACHE` | on for SQLite, off otherwise | `1`/`0`: keep sessions in memory in front of the store (only for a single process: other processes would not see a cached change) |
 
 pub mod auth;
@@ -33,7 +36,7 @@ use axum_cart::{
     admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts,
     MergeStrategy, NewDiscount, Order,
 };
-use axum_login::AuthManagerLayerBuilder;
+use axum_login::AuthManager;
 use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
 use tower_sessions::cookie::SameSite;
@@ -56,6 +59,8 @@ pub struct Settings {
     pub admin_password: Option<String>,
     pub secure_cookies: bool,
     pub session_cache: bool,
+    pub max_quantity: u32,
+    pub seed_per_kind: i64,
 }
 
 impl Settings {
@@ -86,7 +91,19 @@ impl Settings {
             Some(other) => return Err(format!("SESSION_CACHE must be 1 or 0, got {other:?}")),
             None => database_url.starts_with("sqlite:") && redis_url.is_none(),
         };
+        let number = |name: &str, default: u32, max: u32| -> Result<u32, String> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| format!("{name} must be a number from 1 to {max}, got {v:?}")),
+            }
+        };
         Ok(Settings {
+            max_quantity: number("MAX_QUANTITY", 999, 1_000_000_000)?,
+            seed_per_kind: i64::from(number("SEED_PER_KIND", 100, 100_000)?),
             session_cache,
             database_url,
             redis_url,
@@ -113,12 +130,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     let db = Db::connect(&settings.database_url).await?;
     db.prepare().await?;
-    let catalog = ShopCatalog::load(&db).await?;
+    let catalog = ShopCatalog::load(&db, settings.seed_per_kind).await?;
     let carts = Carts::builder(db.store())
         .catalog(catalog.clone())
         .tax_calculator(EightPercentTax)
         .shipping_calculator(FlatRateShipping)
-        .max_quantity_per_item(999)
+        .max_quantity_per_item(settings.max_quantity)
         .build();
     carts.migrate().await?;
     seed_discounts(&carts).await?;
@@ -154,7 +171,10 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     .with_same_site(SameSite::Lax)
     .with_secure(shop.settings.secure_cookies)
     .with_expiry(Expiry::OnInactivity(Duration::days(30)));
-    let auth_layer = AuthManagerLayerBuilder::new(Backend { db }, session_layer).build();
+    let backend = Backend { db };
+    let auth_layer = tower::layer::layer_fn(move |inner| {
+        AuthManager::new(inner, backend.clone(), AUTH_DATA_KEY)
+    });
 
     let hook_shop = shop.clone();
     let cart_routes = CartRouter::new()
@@ -181,6 +201,8 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         .merge(cart_routes)
         .layer(CartLayer::new(carts.clone()))
         .layer(auth_layer)
+        .layer(middleware::from_fn(load_session))
+        .layer(session_layer)
         .with_state(shop.clone());
     if let Some(password) = shop.settings.admin_password.clone() {
         let expected = format!("Basic {}", base64(format!("admin:{password}").as_bytes()));
@@ -194,6 +216,43 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     // The liveness probe does no session or database work.
     let router = router.route("/healthz", get(|| async { "ok" }));
     Ok((router, shop))
+}
+
+/// Where axum-login keeps the user in the session (its default).
+const AUTH_DATA_KEY: &str = "axum-login.data";
+
+/// Loads the visitor's session before anything reads it. When the session store (the
+/// database, or Redis) cannot be reached, the answer is a 503 that says so, rather than the
+/// bare 500 axum-login gives for any session error. The record stays loaded for the request,
+/// so this costs no extra query.
+async fn load_session(session: tower_sessions::Session, req: Request, next: Next) -> Response {
+    if let Err(e) = session.get_value(AUTH_DATA_KEY).await {
+        tracing::error!(error = %e, "the session store is unavailable");
+        let json = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("json"));
+        let message = "The shop is temporarily unavailable. Please try again in a moment.";
+        let mut res = if json {
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                format!(r#"{{"error":"{message}","code":"session_unavailable"}}"#),
+            )
+                .into_response()
+        } else {
+            message.into_response()
+        };
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        return res;
+    }
+    next.run(req).await
 }
 
 /// Serves the shop until the process is stopped.
@@ -412,7 +471,12 @@ async fn checkout(State(shop): State<Shop>, auth: AuthSession, mut cart: Cart) -
             )
         }
         Err(e) => {
-            let badge = CartBadge::from_cart(&cart).await.unwrap_or(badge);
+            // With the database unavailable, reading the badge would only wait out the pool
+            // timeout a second time.
+            let badge = match e {
+                CartError::Unavailable(_) => badge,
+                _ => CartBadge::from_cart(&cart).await.unwrap_or(badge),
+            };
             page(
                 &ErrorPage {
                     badge,
@@ -456,17 +520,20 @@ async fn login(
             StatusCode::BAD_REQUEST,
         )
     };
-    let badge = CartBadge::from_cart(&cart)
-        .await
-        .unwrap_or_else(|_| CartBadge::empty(shop.carts.config()));
+    // The header badge is read only for a refusal page, so an outage costs one wait, not two.
+    let badge = || async {
+        CartBadge::from_cart(&cart)
+            .await
+            .unwrap_or_else(|_| CartBadge::empty(shop.carts.config()))
+    };
     let Ok(Form(creds)) = form else {
-        return refuse(badge, "Enter a username.");
+        return refuse(badge().await, "Enter a username.");
     };
     let user = match auth.authenticate(creds).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             return refuse(
-                badge,
+                badge().await,
                 "A username is 1 to 40 letters, digits, '_', '-' or '.'.",
             )
         }

@@ -82,6 +82,8 @@ async fn budgets(name: &str, database_url: String) {
         admin_password: None,
         secure_cookies: false,
         session_cache: true,
+        max_quantity: 999,
+        seed_per_kind: 100,
     };
     let (app, _) = app(settings).await.unwrap();
 

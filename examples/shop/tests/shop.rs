@@ -96,6 +96,8 @@ fn settings(db: &std::path::Path) -> Settings {
         admin_password: Some("s3cret".into()),
         secure_cookies: false,
         session_cache: true,
+        max_quantity: 999,
+        seed_per_kind: 100,
     }
 }
 
