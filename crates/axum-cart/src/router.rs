@@ -779,16 +779,23 @@ async fn change(
     same_site_only(parts)?;
     let product = match action {
         Action::Add | Action::Update | Action::Remove => {
+            // A path that does not decode (not UTF-8) names no product: the same 404 as
+            // any other unknown product of this action.
             let Path((kind, id)) =
                 parts
                     .extract::<Path<(String, String)>>()
                     .await
-                    .map_err(|_| {
-                        HttpError::new(
+                    .map_err(|_| match action {
+                        Action::Add => HttpError::new(
                             StatusCode::NOT_FOUND,
                             "product_not_found",
                             "No such product.",
-                        )
+                        ),
+                        _ => HttpError::new(
+                            StatusCode::NOT_FOUND,
+                            "item_does_not_exist",
+                            "That product is not in this cart.",
+                        ),
                     })?;
             Some((kind, id))
         }

@@ -107,11 +107,14 @@ impl CartPayload {
                 discount_code = Some(code.to_owned());
                 continue;
             }
-            if key.starts_with("__") {
+            // Reserved keys have no ':'; a product kind may well start with "__".
+            if key.starts_with("__") && !key.contains(':') {
                 return Err(bad(format!("unknown reserved key {shown:?}")));
             }
-            let product =
-                ProductRef::parse(key).map_err(|e| bad(format!("item key {shown:?}: {e}")))?;
+            let product = parse_key(key).map_err(|e| bad(format!("item key {shown:?}: {e}")))?;
+            if lines.iter().any(|l: &Line| l.product == product) {
+                return Err(bad(format!("item {shown:?} repeats product {product}")));
+            }
             let obj = entry
                 .as_object()
                 .ok_or_else(|| bad(format!("item {shown:?} must be an object")))?;
@@ -165,6 +168,19 @@ impl CartPayload {
             discount_code,
         })
     }
+}
+
+/// A line key, `"kind:id"`, with any id a [`ProductRef`] can hold (0 to `i64::MAX`), so
+/// that every saved cart restores: `ProductRef::parse` stops at 18 digits.
+fn parse_key(key: &str) -> Result<ProductRef, CartError> {
+    if let Some((kind, id)) = key.split_once(':') {
+        if id.len() == 19 && id.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(id) = id.parse::<i64>() {
+                return ProductRef::new(kind, id);
+            }
+        }
+    }
+    ProductRef::parse(key)
 }
 
 impl serde::Serialize for CartPayload {

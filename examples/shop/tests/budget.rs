@@ -6,6 +6,7 @@
 //! - a page header (the askama filters) for a visitor with a cart: the one cart query only;
 //!   for a visitor without a cart: none;
 //! - `/healthz`: none.
+//!
 //! One test function in its own binary, so the global counter sees nothing else.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
