@@ -73,7 +73,7 @@ impl ProductRef {
 /// Parses a plain ASCII decimal integer: no sign, no spaces, no underscores, no Unicode digits
 /// (the original's `int()` accepted all of those).
 pub(crate) fn parse_plain_int(s: &str) -> Option<i64> {
-    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
