@@ -1614,7 +1614,11 @@ fn ensure_open(snap: &Snapshot) -> Result<(), CartError> {
 
 fn discount_amount(snap: &Snapshot, subtotal: Decimal) -> Decimal {
     match &snap.discount {
-        Some(d) if d.check(subtotal, OffsetDateTime::now_utc()).is_ok() => d.amount(subtotal),
+        // A placed order keeps the discount it was checked out with, even once the code
+        // is used up or expired.
+        Some(d) if snap.checked_out || d.check(subtotal, OffsetDateTime::now_utc()).is_ok() => {
+            d.amount(subtotal)
+        }
         _ => money::cents(Decimal::ZERO),
     }
 }

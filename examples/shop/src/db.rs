@@ -173,6 +173,15 @@ impl Db {
         })
     }
 
+    /// The integers a one-column query returns.
+    pub async fn ids(&self, sql: &str) -> Result<Vec<i64>, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
+            Db::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
+            Db::MySql(p) => sqlx::query_scalar(sql).fetch_all(p).await?,
+        })
+    }
+
     /// An order row: the cart id, figures in cents, username, discount code.
     pub async fn order_total(&self, cart_id: i64) -> Result<Option<i64>, sqlx::Error> {
         const SQL: &str = "SELECT total_cents FROM shop_orders WHERE cart_id = ?";

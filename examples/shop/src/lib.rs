@@ -144,10 +144,10 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         let sessions = sessions.clone();
         tokio::spawn(async move {
             loop {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
                 if let Err(e) = sessions.delete_expired().await {
                     tracing::warn!(error = %e, "could not delete expired sessions");
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
             }
         });
     }
@@ -157,6 +157,7 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         catalog,
         settings: Arc::new(settings),
     };
+    recover_orders(&shop).await?;
 
     let cache = shop
         .settings
@@ -180,7 +181,7 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     let cart_routes = CartRouter::new()
         .on_checkout(move |order: Order| {
             let shop = hook_shop.clone();
-            async move { save_order(&shop, &order, None).await }
+            async move { save_order(&shop, &order).await }
         })
         .template(|details: &CartDetails| {
             CartPage {
@@ -286,14 +287,89 @@ async fn seed_discounts(carts: &Carts) -> Result<(), CartError> {
 }
 
 /// Records a placed order in the shop's own tables; safe to call twice for one cart.
-pub async fn save_order(
+pub async fn save_order(shop: &Shop, order: &Order) -> Result<(), BoxError> {
+    let user = shop.carts.cart(order.cart_id).user_id().await?;
+    record_order(
+        shop,
+        order.cart_id,
+        &order.lines,
+        &order.totals,
+        user.as_deref(),
+    )
+    .await
+}
+
+/// Writes the order rows of checked-out carts that have none: a process killed between a
+/// checkout's commit and its order rows leaves such a cart, and the next start completes it
+/// from the cart's own lines and figures.
+pub async fn recover_orders(shop: &Shop) -> Result<usize, BoxError> {
+    let ids = shop
+        .db
+        .ids(
+            "SELECT c.id FROM cart_carts c WHERE c.checked_out = TRUE \
+             AND NOT EXISTS (SELECT 1 FROM shop_orders o WHERE o.cart_id = c.id)",
+        )
+        .await?;
+    for id in &ids {
+        let Some(id) = axum_cart::CartId::new(*id) else {
+            continue;
+        };
+        let cart = shop.carts.cart(id);
+        let (lines, totals, user) = (
+            cart.lines().await?,
+            cart.totals().await?,
+            cart.user_id().await?,
+        );
+        record_order(shop, id, &lines, &totals, user.as_deref()).await?;
+    }
+    if !ids.is_empty() {
+        tracing::warn!(
+            count = ids.len(),
+            "recorded orders of carts checked out before a crash"
+        );
+    }
+    Ok(ids.len())
+}
+
+/// Writes the lines first and the order row last: the order row is the mark that the
+/// order is complete, so a crash in between is completed by [`recover_orders`].
+async fn record_order(
     shop: &Shop,
-    order: &Order,
+    cart_id: axum_cart::CartId,
+    lines: &[axum_cart::Line],
+    t: &axum_cart::Totals,
     username: Option<&str>,
 ) -> Result<(), BoxError> {
-    let t = &order.totals;
-    let cart_id = order.cart_id.get();
-    let inserted = shop
+    let cart_id = cart_id.get();
+    let ignore_duplicate = |r: Result<u64, sqlx::Error>| match r {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(()),
+        Err(e) => Err(e),
+    };
+    for line in lines {
+        let name = shop
+            .catalog
+            .get(line.product.kind(), line.product.id())
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| line.product.to_string());
+        let done = shop
+            .db
+            .exec(
+                "INSERT INTO shop_order_lines (cart_id, kind, product_id, name, quantity, unit_price_cents) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                &[
+                    Arg::Int(cart_id),
+                    Arg::Text(line.product.kind()),
+                    Arg::Int(line.product.id()),
+                    Arg::Text(&name),
+                    Arg::Int(line.quantity),
+                    Arg::Int(cents(line.unit_price)),
+                ],
+            )
+            .await;
+        ignore_duplicate(done)?;
+    }
+    let done = shop
         .db
         .exec(
             "INSERT INTO shop_orders (cart_id, username, subtotal_cents, discount_cents, tax_cents, \
@@ -311,32 +387,7 @@ pub async fn save_order(
             ],
         )
         .await;
-    match inserted {
-        Ok(_) => {}
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(()),
-        Err(e) => return Err(e.into()),
-    }
-    for line in &order.lines {
-        let name = shop
-            .catalog
-            .get(line.product.kind(), line.product.id())
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| line.product.to_string());
-        shop.db
-            .exec(
-                "INSERT INTO shop_order_lines (cart_id, kind, product_id, name, quantity, unit_price_cents) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-                &[
-                    Arg::Int(cart_id),
-                    Arg::Text(line.product.kind()),
-                    Arg::Int(line.product.id()),
-                    Arg::Text(&name),
-                    Arg::Int(line.quantity),
-                    Arg::Int(cents(line.unit_price)),
-                ],
-            )
-            .await?;
-    }
+    ignore_duplicate(done)?;
     Ok(())
 }
 
@@ -436,7 +487,7 @@ async fn checkout(State(shop): State<Shop>, auth: AuthSession, mut cart: Cart) -
     let result = async {
         let order = cart.checkout().await?;
         if order.placed_now {
-            save_order(&shop, &order, user.as_deref())
+            save_order(&shop, &order)
                 .await
                 .map_err(|e| CartError::Plugin {
                     plugin: "order book",
