@@ -76,7 +76,10 @@ impl Db {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections(8)?)
+                .max_connections(max_connections(4)?)
+                // A SQLite connection is a file handle, not a socket that can go stale:
+                // no ping (a round trip to the connection's thread) before each use.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await?;

@@ -6,7 +6,7 @@
 //! | Variable | Default | Meaning |
 //! |---|---|---|
 //! | `DATABASE_URL` | `sqlite://shop.db` | SQLite, PostgreSQL or MySQL |
-//! | `DATABASE_MAX_CONNECTIONS` | 8 for SQLite, 16 otherwise | the most database connections the process opens; a request waits up to 5 s for one, then gets 503 |
+//! | `DATABASE_MAX_CONNECTIONS` | 4 for SQLite, 16 otherwise | the most database connections the process opens; a request waits up to 5 s for one, then gets 503 |
 //! | `REDIS_URL` | unset | keep sessions in Redis instead of the database |
 //! | `BIND` / `PORT` | `127.0.0.1:3000` | where to listen |
 //! | `MERGE_STRATEGY` | `add` | how a guest cart joins the user's on login (`add`, `replace`, `keep_higher`) |

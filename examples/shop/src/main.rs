@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: the shop allocates many small, short-lived buffers per request from two
+/// threads, where it is markedly faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
