@@ -109,6 +109,21 @@ async fn budgets(h: Harness) {
         3,
         "{name}: one catalogue call per kind"
     );
+
+    // The admin cart list: one query whatever its length (django-cart's admin: 5 + 2N).
+    let (rows, n) = counted(carts.list_carts(&axum_cart::CartFilter::new().limit(100))).await;
+    let before = rows.unwrap().len();
+    assert_eq!(n, 1, "{name}: a {before}-cart page");
+    for _ in 0..40 {
+        let mut c = carts.new_cart();
+        c.add(&p("book", 1), d("1.00"), 1).await.unwrap();
+    }
+    let (rows, n) = counted(carts.list_carts(&axum_cart::CartFilter::new().limit(100))).await;
+    assert_eq!(
+        (rows.unwrap().len(), n),
+        (before + 40, 1),
+        "{name}: a longer page, one query"
+    );
 }
 
 #[test]

@@ -905,16 +905,20 @@ impl Cart {
             }
         }
         let line = Line::new(pref, quantity, unit_price);
-        for _ in 0..2 {
+        for attempt in 0..4 {
             let binding = self.binding();
-            match self
+            let outcome = self
                 .carts
                 .inner
                 .store
                 .backend
                 .add(binding.id(), &line, max)
-                .await?
-            {
+                .await;
+            let outcome = match outcome {
+                Err(e) if attempt < 3 && e.is_transient() => continue,
+                other => other?,
+            };
+            match outcome {
                 AddOutcome::Added {
                     cart_id,
                     created,
@@ -939,10 +943,26 @@ impl Cart {
                         return Err(CartError::CheckedOut);
                     }
                 },
-                AddOutcome::Gone => self.invalidate(Binding::None),
+                AddOutcome::Gone => self.rebind_after_gone(binding.id()).await?,
             }
         }
         Err(CartError::CheckedOut)
+    }
+
+    /// The cart row is gone: merged into the user's cart by a concurrent login, or cleaned.
+    /// If the session now names another cart (the login repointed it), carry on with that
+    /// one, so a change racing a login lands in the user's cart; else start afresh.
+    async fn rebind_after_gone(&self, gone: Option<CartId>) -> Result<(), CartError> {
+        let next = match &self.session {
+            Some(session) => session
+                .cart_id()
+                .await
+                .map_err(|e| CartError::Session(e.to_string()))?
+                .filter(|id| Some(*id) != gone),
+            None => None,
+        };
+        self.invalidate(next.map_or(Binding::None, Binding::Unverified));
+        Ok(())
     }
 
     /// Stores a newly created cart's id in the session.
@@ -972,7 +992,9 @@ impl Cart {
         if let Binding::Unverified(_) = binding {
             self.snapshot().await?;
         }
-        for _ in 0..2 {
+        let mut transient = 0;
+        let mut gone = 0;
+        while gone < 2 {
             let binding = self.binding();
             let target = match binding {
                 Binding::None => {
@@ -998,6 +1020,8 @@ impl Cart {
                 .write(target, others, lock_discount, &mut plan)
                 .await;
             match result {
+                // A deadlock or serialisation failure rolled everything back: run it again.
+                Err(e) if transient < 3 && e.is_transient() => transient += 1,
                 Ok(WriteOutcome::Written(id)) => {
                     if target.is_none() {
                         self.remember(id).await?;
@@ -1011,7 +1035,8 @@ impl Cart {
                         // Another cart of the write (a merge source) is gone: nothing to do.
                         return Ok(None);
                     }
-                    self.invalidate(Binding::None);
+                    self.rebind_after_gone(target).await?;
+                    gone += 1;
                 }
                 Err(CartError::CheckedOut) => {
                     if let Some(id) = target {
@@ -1400,11 +1425,22 @@ impl Cart {
             }
             return Ok(MergeReport::default());
         };
-        let mut user_cart = self.carts.cart(target.id);
-        let report = user_cart.merge(self, strategy).await?;
+        // Point the session at the user's cart first: a change racing this login then finds
+        // it as soon as the guest cart is gone (see `rebind_after_gone`).
         self.remember(target.id).await?;
-        self.invalidate(Binding::Open(target.id));
-        Ok(report)
+        let mut user_cart = self.carts.cart(target.id);
+        match user_cart.merge(self, strategy).await {
+            Ok(report) => {
+                self.invalidate(Binding::Open(target.id));
+                Ok(report)
+            }
+            Err(e) => {
+                if let Some(id) = guest_id {
+                    self.remember(id).await?;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Forgets this visitor's cart (for logout): the session loses the cart id and the next

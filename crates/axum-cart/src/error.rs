@@ -156,6 +156,13 @@ impl CartError {
         }
     }
 
+    /// A deadlock or serialisation failure: the database rolled the statement back and
+    /// running it again is the documented remedy (SQLSTATE 40001 / 40P01).
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(self, CartError::Database(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+    }
+
     pub(crate) fn plugin(plugin: &'static str, source: BoxError) -> Self {
         CartError::Plugin { plugin, source }
     }

@@ -87,3 +87,8 @@ pub struct ConfigurationDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/AGENTS.md")]
 pub struct AgentsDoctests;
+
+/// The code blocks of `docs/HTTP.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/HTTP.md")]
+pub struct HttpDoctests;

@@ -129,8 +129,12 @@ async fn read_locked(
             None => None,
         };
     }
+    // A locking read: under REPEATABLE READ a plain SELECT would read the snapshot taken at
+    // the transaction's first plain read, which can predate a change committed while this
+    // transaction waited for a later cart's lock (a merge would then miss a unit).
     let rows = sqlx::query(
-        "SELECT product_kind, product_id, quantity, unit_price FROM cart_items WHERE cart_id = ? ORDER BY id",
+        "SELECT product_kind, product_id, quantity, unit_price FROM cart_items WHERE cart_id = ? \
+         ORDER BY id LOCK IN SHARE MODE",
     )
     .bind(id.get())
     .fetch_all(&mut *conn)
