@@ -113,9 +113,9 @@ SCENARIOS = [
 
 
 def svg_chart(django, shop, path):
-    width, height, left, top, bar = 760, 300, 190, 30, 16
+    width, height, left, top, bar = 860, 300, 190, 30, 16
     vmax = max([mean(shop, s, "rps") for s, _ in SCENARIOS] + [1.0])
-    scale = lambda v: 0 if not v or v != v or v <= 1 else (math.log10(v) / math.log10(vmax * 1.2)) * (width - left - 80)
+    scale = lambda v: 0 if not v or v != v or v <= 1 else (math.log10(v) / math.log10(vmax)) * (width - left - 170)
     parts = [
         '<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (width, height),
         '<rect width="100%" height="100%" fill="white"/>',
