@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use axum_cart::{
     async_trait, AddOptions, BoxError, CartError, CartEvent, CartView, InventoryChecker, Line,
-    MemorySession, Product, SessionAdapter, ShippingCalculator, ShippingOption, TaxCalculator,
+    MemorySession, MergeStrategy, Product, SessionAdapter, ShippingCalculator, ShippingOption,
+    TaxCalculator,
 };
 use common::{d, item, p, Harness, TestCatalog};
 use rust_decimal::Decimal;
@@ -39,6 +40,7 @@ backend_tests!(
     concurrent_adds_lose_nothing,
     concurrent_first_adds_make_one_line,
     lines_keep_insertion_order,
+    the_cart_cache_sees_every_change_made_through_its_carts,
 );
 
 async fn first_add_creates_the_row_and_stores_its_id_in_the_session(h: Harness) {
@@ -800,4 +802,81 @@ async fn lines_keep_insertion_order(h: Harness) {
         .map(|l| l.product.id())
         .collect();
     assert_eq!(ids, vec![5, 3, 9, 1]);
+}
+
+async fn the_cart_cache_sees_every_change_made_through_its_carts(h: Harness) {
+    // CartsBuilder::cache_carts: reads from memory, never a stale cart for a change made
+    // through the same Carts.
+    let carts = h.builder().cache_carts(true).build();
+    let session = MemorySession::default();
+    let mut a = carts.open(session.clone()).await.unwrap();
+    a.add(&p("book", 1), d("10.00"), 2).await.unwrap();
+    let seen = |s: &MemorySession| {
+        let carts = carts.clone();
+        let s = s.clone();
+        async move { carts.open(s).await.unwrap().count().await.unwrap() }
+    };
+    assert_eq!(seen(&session).await, 2);
+    a.update(&p("book", 1), 5, None).await.unwrap();
+    assert_eq!(seen(&session).await, 5, "update seen by the next request");
+    let mut b = carts.open(session.clone()).await.unwrap();
+    b.add(&p("book", 2), d("1.00"), 1).await.unwrap();
+    assert_eq!(
+        seen(&session).await,
+        6,
+        "a change through another value is seen too"
+    );
+    carts
+        .create_discount(axum_cart::NewDiscount::percent("CACHED", d("10")))
+        .await
+        .unwrap();
+    b.apply_discount("CACHED").await.unwrap();
+    let total = |s: &MemorySession| {
+        let carts = carts.clone();
+        let s = s.clone();
+        async move {
+            carts
+                .open(s)
+                .await
+                .unwrap()
+                .total()
+                .await
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert_eq!(total(&session).await, "45.90");
+    carts.set_discount_active("CACHED", false).await.unwrap();
+    assert_eq!(
+        total(&session).await,
+        "51.00",
+        "a switched-off code is seen at once"
+    );
+    let id = b.id().await.unwrap().unwrap();
+    b.remove_discount().await.unwrap();
+    b.checkout().await.unwrap();
+    assert_eq!(
+        seen(&session).await,
+        0,
+        "after checkout the visitor starts afresh"
+    );
+    assert!(carts.cart(id).is_checked_out().await.unwrap());
+    // A merge drops the source from the cache.
+    let s2 = MemorySession::default();
+    let mut guest = carts.open(s2.clone()).await.unwrap();
+    guest.add(&p("book", 3), d("1.00"), 4).await.unwrap();
+    assert_eq!(seen(&s2).await, 4);
+    guest.login("cache-user", MergeStrategy::Add).await.unwrap();
+    let mut other = carts.new_cart();
+    other.add(&p("book", 4), d("1.00"), 1).await.unwrap();
+    other.bind_to_user(Some("cache-user")).await.unwrap();
+    let mut again = carts.open(s2.clone()).await.unwrap();
+    assert_eq!(again.count().await.unwrap(), 4);
+    let mut src = carts.cart(other.id().await.unwrap().unwrap());
+    again.merge(&mut src, MergeStrategy::Add).await.unwrap();
+    assert_eq!(seen(&s2).await, 5, "merged lines seen");
+    assert!(
+        src.is_empty().await.unwrap(),
+        "the merged source reads as gone"
+    );
 }

@@ -110,6 +110,23 @@ async fn budgets(h: Harness) {
         "{name}: one catalogue call per kind"
     );
 
+    // With the cart cache: a repeated page view costs nothing, a change one statement.
+    let cached = h.builder().cache_carts(true).build();
+    let s = MemorySession::default();
+    cached
+        .open(s.clone())
+        .await
+        .unwrap()
+        .add(&p("book", 1), d("1.00"), 1)
+        .await
+        .unwrap();
+    let (_, n) =
+        counted(async { cached.open(s.clone()).await.unwrap().total().await.unwrap() }).await;
+    assert!(n <= 1, "{name}: first cached read");
+    let (_, n) =
+        counted(async { cached.open(s.clone()).await.unwrap().total().await.unwrap() }).await;
+    assert_eq!(n, 0, "{name}: a repeated read with the cart cache");
+
     // The admin cart list: one query whatever its length (django-cart's admin: 5 + 2N).
     let (rows, n) = counted(carts.list_carts(&axum_cart::CartFilter::new().limit(100))).await;
     let before = rows.unwrap().len();

@@ -300,6 +300,55 @@ pub(crate) struct CartsInner {
     pub(crate) store: Store,
     pub(crate) config: CartConfig,
     pub(crate) events: broadcast::Sender<CartEvent>,
+    pub(crate) cache: Option<SnapshotCache>,
+}
+
+/// Carts as last read, shared by every [`Cart`] of one [`Carts`]: see
+/// [`CartsBuilder::cache_carts`]. Every change made through the `Carts` drops the entries it
+/// touched; a generation counter keeps a read that raced a change from storing what it read.
+#[derive(Default)]
+pub(crate) struct SnapshotCache {
+    map: Mutex<(u64, HashMap<CartId, Arc<Snapshot>>)>,
+}
+
+/// Entries kept before the cache starts over.
+const CACHE_LIMIT: usize = 100_000;
+
+impl SnapshotCache {
+    fn lock(&self) -> MutexGuard<'_, (u64, HashMap<CartId, Arc<Snapshot>>)> {
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, id: CartId) -> (u64, Option<Arc<Snapshot>>) {
+        let guard = self.lock();
+        (guard.0, guard.1.get(&id).cloned())
+    }
+
+    fn put(&self, id: CartId, snap: Arc<Snapshot>, generation: u64) {
+        let mut guard = self.lock();
+        if guard.0 == generation {
+            if guard.1.len() >= CACHE_LIMIT {
+                guard.1.clear();
+            }
+            guard.1.insert(id, snap);
+        }
+    }
+
+    fn forget(&self, ids: &[CartId]) {
+        let mut guard = self.lock();
+        guard.0 += 1;
+        for id in ids {
+            guard.1.remove(id);
+        }
+    }
+
+    fn clear(&self) {
+        let mut guard = self.lock();
+        guard.0 += 1;
+        guard.1.clear();
+    }
 }
 
 /// The app's cart service: store, settings and event channel. Cheap to clone; build one at
@@ -443,6 +492,9 @@ impl Carts {
         if dry_run {
             return backend.count_stale(cutoff, include_checked_out).await;
         }
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
         let batch = i64::from(batch.max(1));
         let mut total = 0;
         loop {
@@ -479,6 +531,9 @@ impl Carts {
 
     /// Switches a code off (or on again). `false` if there is no such code.
     pub async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError> {
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
         match normalize_code(code) {
             Ok(code) => {
                 self.inner
@@ -488,6 +543,13 @@ impl Carts {
                     .await
             }
             Err(_) => Ok(false),
+        }
+    }
+
+    /// Drops cached reads of these carts (after a change to them).
+    fn forget_cached(&self, ids: &[CartId]) {
+        if let Some(cache) = &self.inner.cache {
+            cache.forget(ids);
         }
     }
 
@@ -605,14 +667,14 @@ impl Cart {
         };
         let (binding, snap) = match binding.id() {
             None => (Binding::None, empty_snapshot()),
-            Some(id) => match self.carts.inner.store.backend.load(id).await? {
+            Some(id) => match self.load_shared(id).await? {
                 None => (Binding::None, empty_snapshot()),
                 Some(s) if s.checked_out => match binding {
                     // A stale session id: this visitor gets a fresh cart.
                     Binding::Unverified(_) => (Binding::None, empty_snapshot()),
-                    _ => (Binding::Closed(id), Arc::new(s)),
+                    _ => (Binding::Closed(id), s),
                 },
-                Some(s) => (Binding::Open(id), Arc::new(s)),
+                Some(s) => (Binding::Open(id), s),
             },
         };
         let mut st = self.lock();
@@ -621,9 +683,28 @@ impl Cart {
         Ok(snap)
     }
 
+    /// The cart from the shared cache when there is one, else from the database.
+    async fn load_shared(&self, id: CartId) -> Result<Option<Arc<Snapshot>>, CartError> {
+        let Some(cache) = &self.carts.inner.cache else {
+            return Ok(self.carts.inner.store.backend.load(id).await?.map(Arc::new));
+        };
+        let (generation, hit) = cache.get(id);
+        if let Some(snap) = hit {
+            return Ok(Some(snap));
+        }
+        let loaded = self.carts.inner.store.backend.load(id).await?.map(Arc::new);
+        if let Some(snap) = &loaded {
+            cache.put(id, snap.clone(), generation);
+        }
+        Ok(loaded)
+    }
+
     /// Reads the cart again from the database, dropping what this value had cached.
     pub async fn refresh(&self) -> Result<(), CartError> {
         let binding = self.binding();
+        if let Some(id) = binding.id() {
+            self.carts.forget_cached(&[id]);
+        }
         self.invalidate(binding);
         self.snapshot().await.map(|_| ())
     }
@@ -924,6 +1005,7 @@ impl Cart {
                     created,
                     quantity,
                 } => {
+                    self.carts.forget_cached(&[cart_id]);
                     if created {
                         self.remember(cart_id).await?;
                     }
@@ -943,7 +1025,12 @@ impl Cart {
                         return Err(CartError::CheckedOut);
                     }
                 },
-                AddOutcome::Gone => self.rebind_after_gone(binding.id()).await?,
+                AddOutcome::Gone => {
+                    if let Some(id) = binding.id() {
+                        self.carts.forget_cached(&[id]);
+                    }
+                    self.rebind_after_gone(binding.id()).await?
+                }
             }
         }
         Err(CartError::CheckedOut)
@@ -1023,6 +1110,8 @@ impl Cart {
                 // A deadlock or serialisation failure rolled everything back: run it again.
                 Err(e) if transient < 3 && e.is_transient() => transient += 1,
                 Ok(WriteOutcome::Written(id)) => {
+                    self.carts.forget_cached(&[id]);
+                    self.carts.forget_cached(others);
                     if target.is_none() {
                         self.remember(id).await?;
                     }
@@ -1031,6 +1120,10 @@ impl Cart {
                 }
                 Ok(WriteOutcome::Unchanged) => return Ok(None),
                 Ok(WriteOutcome::Gone) => {
+                    self.carts.forget_cached(others);
+                    if let Some(id) = target {
+                        self.carts.forget_cached(&[id]);
+                    }
                     if target.is_none() {
                         // Another cart of the write (a merge source) is gone: nothing to do.
                         return Ok(None);

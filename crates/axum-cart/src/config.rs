@@ -78,6 +78,7 @@ pub struct CartsBuilder {
     store: Store,
     config: CartConfig,
     event_capacity: usize,
+    cache_carts: bool,
 }
 
 impl CartsBuilder {
@@ -95,6 +96,7 @@ impl CartsBuilder {
                 currency_symbol: "$".to_owned(),
             },
             event_capacity: 1024,
+            cache_carts: false,
         }
     }
 
@@ -170,6 +172,19 @@ impl CartsBuilder {
         self
     }
 
+    /// Keeps every cart as last read in memory, shared by all the [`Cart`](crate::Cart)
+    /// values of this `Carts`, so a page view of an unchanged cart costs no query. Every
+    /// change made through this `Carts` (or its clones) drops what it touched.
+    ///
+    /// **Only for a single process that makes every change through this `Carts`**: a change
+    /// made by another process (another app server, the `cart` command) is not seen until
+    /// this process changes the same cart. Off by default; the demo shop turns it on for its
+    /// single-process SQLite set-up.
+    pub fn cache_carts(mut self, on: bool) -> Self {
+        self.cache_carts = on;
+        self
+    }
+
     /// The finished [`Carts`].
     pub fn build(self) -> Carts {
         let (events, _) = broadcast::channel(self.event_capacity);
@@ -178,6 +193,7 @@ impl CartsBuilder {
                 store: self.store,
                 config: self.config,
                 events,
+                cache: self.cache_carts.then(crate::cart::SnapshotCache::default),
             }),
         }
     }

@@ -14,7 +14,7 @@
 //! | `SECURE_COOKIES` | unset | `1` marks cookies `Secure` (behind HTTPS) |
 //! | `MAX_QUANTITY` | `999` | the most units one line may hold (benchmarks raise it) |
 //! | `SEED_PER_KIND` | `100` | products of each kind seeded into a new database |
-//! | `SESSION_CACHE` | on for SQLite, off otherwise | `1`/`0`: keep sessions in memory in front of the store (only for a single process: other processes would not see a cached change) |
+//! | `SESSION_CACHE` | on for SQLite, off otherwise | `1`/`0`: keep sessions and carts in memory in front of the database (only for a single process: other processes would not see a cached change) |
 
 pub mod auth;
 pub mod catalog;
@@ -136,6 +136,8 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         .tax_calculator(EightPercentTax)
         .shipping_calculator(FlatRateShipping)
         .max_quantity_per_item(settings.max_quantity)
+        // One process owns the database: carts can be served from memory too.
+        .cache_carts(settings.session_cache)
         .build();
     carts.migrate().await?;
     seed_discounts(&carts).await?;
