@@ -11,10 +11,12 @@
 //! `cart_items`, `cart_discounts` and `sqlite_sequence` tables must be exactly as before,
 //! checked after every category. Run with `--nocapture` for the per-category figures.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 
@@ -28,7 +30,6 @@ use axum_cart::{
 use http_body::Frame;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 use tower::ServiceExt;
 use tower_cookies::cookie::{Cookie, CookieJar, SameSite};
@@ -122,46 +123,21 @@ impl Catalog for Shop {
 /// Cart ids start here, so that an id is a string no answer contains by chance.
 const CART_ID_BASE: i64 = 739_184_620;
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
 struct Db {
     pool: SqlitePool,
-    path: std::path::PathBuf,
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-        }
-    }
+    _file: common::TempSqlite,
 }
 
 impl Db {
     async fn new() -> Db {
-        let path = std::env::temp_dir().join(format!(
-            "axum_cart_hostile_{}_{}.db",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .expect("open sqlite");
-        Store::from(pool.clone()).migrate().await.expect("migrate");
+        let file = common::TempSqlite::new().await;
+        let pool = file.pool.clone();
         sqlx::query("INSERT INTO sqlite_sequence (name, seq) VALUES ('cart_carts', ?)")
             .bind(CART_ID_BASE)
             .execute(&pool)
             .await
             .expect("seed the cart id sequence");
-        Db { pool, path }
+        Db { pool, _file: file }
     }
 
     fn carts(&self) -> Carts {

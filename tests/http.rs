@@ -5,6 +5,8 @@
 //! client. Ids in comments (HTTP-09, MW-07, TAG-08, …) point at
 //! `shared/spec/reference-behaviors.md`.
 
+mod common;
+
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -25,7 +27,6 @@ use axum_cart::{
 };
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 use tower::ServiceExt;
 use tower_cookies::cookie::{Cookie, CookieJar};
@@ -161,42 +162,17 @@ impl ShippingCalculator for Flat {
 
 // ---- database ----------------------------------------------------------------------------
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// A migrated SQLite file, removed on drop.
 struct Db {
     pool: SqlitePool,
-    path: std::path::PathBuf,
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-        }
-    }
+    _file: common::TempSqlite,
 }
 
 impl Db {
     async fn new() -> Db {
-        let path = std::env::temp_dir().join(format!(
-            "axum_cart_http_{}_{}.db",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .expect("open sqlite");
-        Store::from(pool.clone()).migrate().await.expect("migrate");
-        Db { pool, path }
+        let file = common::TempSqlite::new().await;
+        let pool = file.pool.clone();
+        Db { pool, _file: file }
     }
 
     fn builder(&self) -> CartsBuilder {

@@ -3,6 +3,8 @@
 //! JSON (never a panic, never a partial write). The cases that touch a database share one
 //! SQLite temp file per test and run a small number of cases.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +17,6 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -29,37 +30,14 @@ fn unique(prefix: &str) -> String {
 /// A migrated SQLite temp file, removed on drop.
 struct Db {
     pool: SqlitePool,
-    path: std::path::PathBuf,
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-        }
-    }
+    _file: common::TempSqlite,
 }
 
 impl Db {
     async fn new() -> Db {
-        let path = std::env::temp_dir().join(format!(
-            "axum_cart_prop_{}_{}.db",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .expect("open sqlite");
-        Store::from(pool.clone()).migrate().await.expect("migrate");
-        Db { pool, path }
+        let file = common::TempSqlite::new().await;
+        let pool = file.pool.clone();
+        Db { pool, _file: file }
     }
 
     fn store(&self) -> Store {

@@ -26,6 +26,43 @@ fn unique_name() -> String {
     )
 }
 
+/// A migrated SQLite temp file (WAL, foreign keys, a busy timeout), removed on drop.
+pub struct TempSqlite {
+    pub pool: sqlx::SqlitePool,
+    path: std::path::PathBuf,
+}
+
+impl TempSqlite {
+    pub async fn new() -> TempSqlite {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        let path = std::env::temp_dir().join(format!("{}.db", unique_name()));
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .expect("open sqlite");
+        Store::from(pool.clone())
+            .migrate()
+            .await
+            .expect("migrate sqlite");
+        TempSqlite { pool, path }
+    }
+}
+
+impl Drop for TempSqlite {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}
+
 /// The harness's own handle on the database, for checks the API does not offer.
 pub enum Raw {
     Sqlite(sqlx::SqlitePool),
@@ -80,30 +117,12 @@ impl Harness {
     }
 
     pub async fn sqlite() -> Option<Harness> {
-        let path = std::env::temp_dir().join(format!("{}.db", unique_name()));
-        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .expect("open sqlite");
-        let store = Store::from(pool.clone());
-        store.migrate().await.expect("migrate sqlite");
+        let file = TempSqlite::new().await;
         Some(Harness {
             backend: "sqlite",
-            store,
-            raw: Raw::Sqlite(pool),
-            cleanup: Some(Box::new(move || {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            })),
+            store: Store::from(file.pool.clone()),
+            raw: Raw::Sqlite(file.pool.clone()),
+            cleanup: Some(Box::new(move || drop(file))),
         })
     }
 

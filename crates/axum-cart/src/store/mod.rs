@@ -343,13 +343,22 @@ pub(crate) enum Arg {
     Text(String),
 }
 
-/// The WHERE clause of a cart listing, with `placeholder(n)` for the n-th parameter.
-pub(crate) fn filter_sql(
-    filter: &CartFilter,
-    open: &str,
-    closed: &str,
-    placeholder: fn(usize) -> String,
-) -> (String, Vec<Arg>) {
+/// What a cart listing needs from a backend's SQL dialect.
+pub(crate) struct ListDialect {
+    /// The n-th parameter: `?` or `$n`.
+    pub placeholder: fn(usize) -> String,
+    /// An open cart, e.g. `NOT c.checked_out`.
+    pub open: &'static str,
+    /// A checked-out cart.
+    pub closed: &'static str,
+    /// Σ quantity as a 64-bit integer.
+    pub units: &'static str,
+}
+
+/// The whole statement of a cart listing (carts with their line and unit counts, newest
+/// first, one page), and the values to bind in order.
+pub(crate) fn list_sql(filter: &CartFilter, dialect: &ListDialect) -> (String, Vec<Arg>) {
+    let (open, closed, placeholder) = (dialect.open, dialect.closed, dialect.placeholder);
     let mut clauses = Vec::new();
     let mut args = Vec::new();
     match filter.checked_out {
@@ -365,17 +374,22 @@ pub(crate) fn filter_sql(
         args.push(Arg::Int(now_epoch() - i64::from(days) * 86_400));
         clauses.push(format!("c.updated_at < {}", placeholder(args.len())));
     }
-    let mut sql = String::new();
-    if !clauses.is_empty() {
-        sql = format!("WHERE {}", clauses.join(" AND "));
-    }
+    let clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
     args.push(Arg::Int(i64::from(filter.limit.clamp(1, 1000))));
     let limit = placeholder(args.len());
     args.push(Arg::Int(i64::from(filter.offset)));
     let offset = placeholder(args.len());
-    sql.push_str(&format!(
-        " ORDER BY c.created_at DESC, c.id DESC LIMIT {limit} OFFSET {offset}"
-    ));
+    let sql = format!(
+        "SELECT {CART_COLUMNS}, COUNT(i.id), {units} \
+         FROM cart_carts c LEFT JOIN cart_items i ON i.cart_id = c.id {clause} \
+         GROUP BY c.id, c.checked_out, c.user_id, c.created_at, c.updated_at \
+         ORDER BY c.created_at DESC, c.id DESC LIMIT {limit} OFFSET {offset}",
+        units = dialect.units
+    );
     (sql, args)
 }
 

@@ -7,10 +7,10 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{MySqlConnection, MySqlPool, Row};
 
 use super::{
-    decode_cart, decode_discount, decode_line, decode_record, duplicate_code, filter_sql,
-    fold_snapshot, is_check_error, is_checked_out_error, is_fk_error, is_unique_error, migrator,
-    now_epoch, used_up, AddOutcome, Arg, Backend, CartFilter, CartRecord, Locked, Plan, RowExt,
-    Snapshot, Write, WriteOutcome, CART_COLUMNS,
+    decode_cart, decode_discount, decode_line, decode_record, duplicate_code, fold_snapshot,
+    is_check_error, is_checked_out_error, is_fk_error, is_unique_error, list_sql, migrator,
+    now_epoch, used_up, AddOutcome, Arg, Backend, CartFilter, CartRecord, ListDialect, Locked,
+    Plan, RowExt, Snapshot, Write, WriteOutcome, CART_COLUMNS,
 };
 use crate::cart::{CartId, Line};
 use crate::discount::Discount;
@@ -20,6 +20,13 @@ use crate::product::ProductRef;
 fn ph(_: usize) -> String {
     "?".to_owned()
 }
+
+const LIST: ListDialect = ListDialect {
+    placeholder: ph,
+    open: "c.checked_out = 0",
+    closed: "c.checked_out = 1",
+    units: "CAST(COALESCE(SUM(i.quantity), 0) AS SIGNED)",
+};
 
 fn migrations() -> sqlx::migrate::Migrator {
     migrator(sqlx::migrate!("../../migrations/mysql"))
@@ -283,14 +290,17 @@ impl Backend for MySqlBackend {
                 quantity: line.quantity,
             });
         }
-        let quantity: i64 = sqlx::query_scalar(
+        // The add has committed. If a concurrent merge or clear already moved the line away,
+        // report what was added.
+        let quantity: Option<i64> = sqlx::query_scalar(
             "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
         )
         .bind(cart_id.get())
         .bind(line.product.kind())
         .bind(line.product.id())
-        .fetch_one(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
+        let quantity = quantity.unwrap_or(line.quantity);
         Ok(AddOutcome::Added {
             cart_id,
             created,
@@ -414,17 +424,7 @@ impl Backend for MySqlBackend {
     }
 
     async fn list_carts(&self, filter: &CartFilter) -> Result<Vec<CartRecord>, CartError> {
-        let (clause, args) = filter_sql(filter, "c.checked_out = 0", "c.checked_out = 1", ph);
-        let sql = format!(
-            "SELECT {CART_COLUMNS}, COUNT(i.id), CAST(COALESCE(SUM(i.quantity), 0) AS SIGNED) \
-             FROM cart_carts c LEFT JOIN cart_items i ON i.cart_id = c.id {clause}"
-        );
-        // GROUP BY goes before ORDER BY: splice it in.
-        let sql = sql.replacen(
-            " ORDER BY",
-            " GROUP BY c.id, c.checked_out, c.user_id, c.created_at, c.updated_at ORDER BY",
-            1,
-        );
+        let (sql, args) = list_sql(filter, &LIST);
         let mut query = sqlx::query(&sql);
         for arg in args {
             query = match arg {

@@ -7,9 +7,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{
-    decode_cart, decode_discount, decode_line, decode_record, duplicate_code, filter_sql,
-    fold_snapshot, is_checked_out_error, is_fk_error, is_unique_error, migrator, now_epoch,
-    used_up, AddOutcome, Arg, Backend, CartFilter, CartRecord, Locked, Plan, RowExt, Snapshot,
+    decode_cart, decode_discount, decode_line, decode_record, duplicate_code, fold_snapshot,
+    is_checked_out_error, is_fk_error, is_unique_error, list_sql, migrator, now_epoch, used_up,
+    AddOutcome, Arg, Backend, CartFilter, CartRecord, ListDialect, Locked, Plan, RowExt, Snapshot,
     Write, WriteOutcome, CART_COLUMNS,
 };
 use crate::cart::{CartId, Line};
@@ -20,6 +20,13 @@ use crate::product::ProductRef;
 fn ph(n: usize) -> String {
     format!("${n}")
 }
+
+const LIST: ListDialect = ListDialect {
+    placeholder: ph,
+    open: "NOT c.checked_out",
+    closed: "c.checked_out",
+    units: "CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT)",
+};
 
 fn migrations() -> sqlx::migrate::Migrator {
     migrator(sqlx::migrate!("../../migrations/postgres"))
@@ -386,17 +393,7 @@ impl Backend for PgBackend {
     }
 
     async fn list_carts(&self, filter: &CartFilter) -> Result<Vec<CartRecord>, CartError> {
-        let (clause, args) = filter_sql(filter, "NOT c.checked_out", "c.checked_out", ph);
-        let sql = format!(
-            "SELECT {CART_COLUMNS}, COUNT(i.id), CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) \
-             FROM cart_carts c LEFT JOIN cart_items i ON i.cart_id = c.id {clause}"
-        );
-        // GROUP BY goes before ORDER BY: splice it in.
-        let sql = sql.replacen(
-            " ORDER BY",
-            " GROUP BY c.id, c.checked_out, c.user_id, c.created_at, c.updated_at ORDER BY",
-            1,
-        );
+        let (sql, args) = list_sql(filter, &LIST);
         let mut query = sqlx::query(&sql);
         for arg in args {
             query = match arg {

@@ -11,9 +11,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    decode_cart, decode_discount, decode_line, decode_record, duplicate_code, filter_sql,
-    is_checked_out_error, is_fk_error, is_unique_error, migrator, now_epoch, used_up, AddOutcome,
-    Arg, Backend, CartFilter, CartRecord, Locked, Plan, RowExt, Snapshot, Write, WriteOutcome,
+    decode_cart, decode_discount, decode_line, decode_record, duplicate_code, is_checked_out_error,
+    is_fk_error, is_unique_error, list_sql, migrator, now_epoch, used_up, AddOutcome, Arg, Backend,
+    CartFilter, CartRecord, ListDialect, Locked, Plan, RowExt, Snapshot, Write, WriteOutcome,
     CART_COLUMNS,
 };
 use crate::cart::{CartId, Line};
@@ -25,6 +25,13 @@ use crate::product::ProductRef;
 fn ph(_: usize) -> String {
     "?".to_owned()
 }
+
+const LIST: ListDialect = ListDialect {
+    placeholder: ph,
+    open: "c.checked_out = 0",
+    closed: "c.checked_out = 1",
+    units: "COALESCE(SUM(i.quantity), 0)",
+};
 
 fn migrations() -> sqlx::migrate::Migrator {
     migrator(sqlx::migrate!("../../migrations/sqlite"))
@@ -517,17 +524,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn list_carts(&self, filter: &CartFilter) -> Result<Vec<CartRecord>, CartError> {
-        let (clause, args) = filter_sql(filter, "c.checked_out = 0", "c.checked_out = 1", ph);
-        let sql = format!(
-            "SELECT {CART_COLUMNS}, COUNT(i.id), COALESCE(SUM(i.quantity), 0) \
-             FROM cart_carts c LEFT JOIN cart_items i ON i.cart_id = c.id {clause}"
-        );
-        // GROUP BY goes before ORDER BY: splice it in.
-        let sql = sql.replacen(
-            " ORDER BY",
-            " GROUP BY c.id, c.checked_out, c.user_id, c.created_at, c.updated_at ORDER BY",
-            1,
-        );
+        let (sql, args) = list_sql(filter, &LIST);
         let mut query = sqlx::query(&sql);
         for arg in args {
             query = match arg {
