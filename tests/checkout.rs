@@ -27,7 +27,7 @@ backend_tests!(
     merge_strategies_and_cap,
     merge_moves_discount_and_closes_the_source,
     merge_into_itself_is_refused_and_loses_nothing,
-    merge_reports_products_that_are_gone,
+    merge_keeps_and_reports_products_that_are_gone,
     login_flow_points_the_session_at_the_merged_user_cart,
     serialisation_format_and_round_trip,
     restore_rejects_untrusted_payloads_and_writes_nothing,
@@ -662,7 +662,7 @@ async fn merge_into_itself_is_refused_and_loses_nothing(h: Harness) {
     assert_eq!(carts.cart(id).count().await.unwrap(), 2);
 }
 
-async fn merge_reports_products_that_are_gone(h: Harness) {
+async fn merge_keeps_and_reports_products_that_are_gone(h: Harness) {
     // MRG-13 (done better): not fatal, reported.
     let carts = h.builder().catalog(TestCatalog::default()).build();
     let mut target = carts.new_cart();
@@ -670,9 +670,10 @@ async fn merge_reports_products_that_are_gone(h: Harness) {
     source.add(&p("book", 1), d("11.00"), 1).await.unwrap();
     source.add(&p("book", 500), d("1.00"), 1).await.unwrap();
     let report = target.merge(&mut source, MergeStrategy::Add).await.unwrap();
-    assert_eq!(report.merged, 1);
-    assert_eq!(report.skipped, vec![p("book", 500)]);
-    assert_eq!(target.unique_count().await.unwrap(), 1);
+    // A line is never dropped because the catalogue missed its product: kept and reported.
+    assert_eq!(report.merged, 2);
+    assert_eq!(report.unknown_products, vec![p("book", 500)]);
+    assert_eq!(target.unique_count().await.unwrap(), 2);
 }
 
 async fn login_flow_points_the_session_at_the_merged_user_cart(h: Harness) {

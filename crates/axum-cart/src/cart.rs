@@ -15,10 +15,10 @@ use crate::events::CartEvent;
 use crate::money;
 use crate::product::{product_ref, Product, ProductRef};
 use crate::serial::CartPayload;
-use crate::session::SessionAdapter;
+use crate::session::{random_key, SessionAdapter};
 use crate::shipping::ShippingOption;
 use crate::store::{
-    AddOutcome, CartFilter, CartRecord, Locked, Snapshot, Store, Write, WriteOutcome,
+    now_epoch, AddOutcome, CartFilter, CartRecord, Locked, Snapshot, Store, Write, WriteOutcome,
 };
 
 /// The most units one line can ever hold, whatever the configuration.
@@ -262,8 +262,10 @@ impl std::str::FromStr for MergeStrategy {
 pub struct MergeReport {
     /// Lines written into the target.
     pub merged: usize,
-    /// Source lines left out because their product no longer exists.
-    pub skipped: Vec<ProductRef>,
+    /// Source lines whose product the catalogue does not know (any more, or not yet: a
+    /// catalogue still loading). They are merged all the same, never dropped, and listed
+    /// here (and logged) so the app can look into them.
+    pub unknown_products: Vec<ProductRef>,
     /// Whether the source's discount moved to the target.
     pub discount_moved: bool,
 }
@@ -420,10 +422,7 @@ impl Carts {
     /// or checked out gets a fresh cart.
     pub async fn open(&self, session: impl SessionAdapter) -> Result<Cart, CartError> {
         let session: Arc<dyn SessionAdapter> = Arc::new(session);
-        let id = session
-            .cart_id()
-            .await
-            .map_err(|e| CartError::Session(e.to_string()))?;
+        let id = session.cart_id().await.map_err(CartError::session)?;
         Ok(self.facade(Some(session), id.map_or(Binding::None, Binding::Unverified)))
     }
 
@@ -445,6 +444,7 @@ impl Carts {
             state: Mutex::new(State {
                 binding,
                 snap: None,
+                previous: None,
                 tax: None,
                 shipping: None,
             }),
@@ -586,6 +586,8 @@ impl Binding {
 struct State {
     binding: Binding,
     snap: Option<Arc<Snapshot>>,
+    /// The checked-out cart the session still names (its order, for a repeated checkout).
+    previous: Option<Arc<Snapshot>>,
     tax: Option<Decimal>,
     shipping: Option<Decimal>,
 }
@@ -665,13 +667,18 @@ impl Cart {
             }
             st.binding
         };
+        let mut previous = None;
         let (binding, snap) = match binding.id() {
             None => (Binding::None, empty_snapshot()),
             Some(id) => match self.load_shared(id).await? {
                 None => (Binding::None, empty_snapshot()),
                 Some(s) if s.checked_out => match binding {
-                    // A stale session id: this visitor gets a fresh cart.
-                    Binding::Unverified(_) => (Binding::None, empty_snapshot()),
+                    // The session still names its last order: this visitor gets a fresh
+                    // cart, and a repeated checkout gets that order back.
+                    Binding::Unverified(_) => {
+                        previous = Some(s);
+                        (Binding::None, empty_snapshot())
+                    }
                     _ => (Binding::Closed(id), s),
                 },
                 Some(s) => (Binding::Open(id), s),
@@ -680,6 +687,9 @@ impl Cart {
         let mut st = self.lock();
         st.binding = binding;
         st.snap = Some(snap.clone());
+        if previous.is_some() {
+            st.previous = previous;
+        }
         Ok(snap)
     }
 
@@ -988,27 +998,25 @@ impl Cart {
         let line = Line::new(pref, quantity, unit_price);
         for attempt in 0..4 {
             let binding = self.binding();
+            let (cart_id, fresh) = match binding {
+                Binding::Closed(_) => return Err(CartError::CheckedOut),
+                Binding::Unverified(id) | Binding::Open(id) => (id, false),
+                Binding::None => self.ensure_row().await?,
+            };
             let outcome = self
                 .carts
                 .inner
                 .store
                 .backend
-                .add(binding.id(), &line, max)
+                .add(cart_id, &line, max, fresh)
                 .await;
             let outcome = match outcome {
                 Err(e) if attempt < 3 && e.is_transient() => continue,
                 other => other?,
             };
             match outcome {
-                AddOutcome::Added {
-                    cart_id,
-                    created,
-                    quantity,
-                } => {
+                AddOutcome::Added { quantity } => {
                     self.carts.forget_cached(&[cart_id]);
-                    if created {
-                        self.remember(cart_id).await?;
-                    }
                     self.invalidate(Binding::Open(cart_id));
                     let line = Line { quantity, ..line };
                     self.carts.emit(vec![CartEvent::ItemAdded {
@@ -1021,44 +1029,110 @@ impl Cart {
                 AddOutcome::CheckedOut => match binding {
                     Binding::Unverified(_) => self.invalidate(Binding::None),
                     _ => {
-                        self.invalidate(binding.id().map_or(Binding::None, Binding::Closed));
+                        self.invalidate(Binding::Closed(cart_id));
                         return Err(CartError::CheckedOut);
                     }
                 },
                 AddOutcome::Gone => {
-                    if let Some(id) = binding.id() {
-                        self.carts.forget_cached(&[id]);
-                    }
-                    self.rebind_after_gone(binding.id()).await?
+                    self.carts.forget_cached(&[cart_id]);
+                    self.rebind_after_gone(cart_id).await?
                 }
             }
         }
         Err(CartError::CheckedOut)
     }
 
+    /// The row this value writes to: the bound one, or a new row created for the session
+    /// (or found, when a concurrent request of the same session created it first: the row's
+    /// unique session key makes them meet) and stored in the session. If the session cannot
+    /// store it, the row is removed again and the error returned: no row is left that no
+    /// session points to. `true` when this call created the row.
+    async fn ensure_row(&self) -> Result<(CartId, bool), CartError> {
+        if let Binding::Open(id) = self.binding() {
+            return Ok((id, false));
+        }
+        let key = self.binding_key();
+        let backend = &self.carts.inner.store.backend;
+        let (id, created) = backend.create_cart(key.as_deref()).await?;
+        if let Err(e) = self.remember_new(id).await {
+            if created {
+                if let Err(undo) = backend.delete_if_empty(id).await {
+                    tracing::warn!(error = %undo, "could not remove the cart row of a failed session write");
+                }
+            }
+            tracing::warn!(error = %e, "the session could not store a new cart; nothing was kept");
+            return Err(e);
+        }
+        self.invalidate(Binding::Open(id));
+        Ok((id, created))
+    }
+
+    /// The unique key a new cart row of this session carries: the session's identity
+    /// (shared by its concurrent requests), else a random one; `None` with no session.
+    fn binding_key(&self) -> Option<String> {
+        let session = self.session.as_ref()?;
+        Some(
+            session
+                .identity()
+                .filter(|k| valid_key(k))
+                .unwrap_or_else(random_key),
+        )
+    }
+
+    /// Stores a newly created (or found) cart in the session and saves the session now.
+    async fn remember_new(&self, id: CartId) -> Result<(), CartError> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        session.set_cart_id(id).await.map_err(CartError::session)?;
+        session.persist().await.map_err(CartError::session)
+    }
+
+    /// Releases this session's binding key from whichever cart holds it: that cart stops
+    /// being the session's (logout, login as someone else), so the session's next cart
+    /// must not find it.
+    async fn release_binding(&self) -> Result<(), CartError> {
+        let key = self.session.as_ref().and_then(|s| s.identity());
+        if let Some(key) = key.filter(|k| valid_key(k)) {
+            self.carts.inner.store.backend.release_key(&key).await?;
+        }
+        Ok(())
+    }
+
     /// The cart row is gone: merged into the user's cart by a concurrent login, or cleaned.
-    /// If the session now names another cart (the login repointed it), carry on with that
-    /// one, so a change racing a login lands in the user's cart; else start afresh.
-    async fn rebind_after_gone(&self, gone: Option<CartId>) -> Result<(), CartError> {
+    /// A merged cart is followed to where it went (the login already pointed the session
+    /// there; this request's view of the session may predate that), so a change racing a
+    /// login lands in the user's cart. Else, if the session now names another cart, carry
+    /// on with that one; else start afresh.
+    async fn rebind_after_gone(&self, gone: CartId) -> Result<(), CartError> {
+        let backend = &self.carts.inner.store.backend;
+        let mut next = gone;
+        for _ in 0..8 {
+            match backend.merged_into(next).await? {
+                Some(target) if target != next => next = target,
+                _ => break,
+            }
+        }
+        if next != gone {
+            self.invalidate(Binding::Unverified(next));
+            return Ok(());
+        }
         let next = match &self.session {
             Some(session) => session
                 .cart_id()
                 .await
-                .map_err(|e| CartError::Session(e.to_string()))?
-                .filter(|id| Some(*id) != gone),
+                .map_err(CartError::session)?
+                .filter(|id| *id != gone),
             None => None,
         };
         self.invalidate(next.map_or(Binding::None, Binding::Unverified));
         Ok(())
     }
 
-    /// Stores a newly created cart's id in the session.
+    /// Points the session at an existing cart (a login moving it to the user's cart).
     async fn remember(&self, id: CartId) -> Result<(), CartError> {
         if let Some(session) = &self.session {
-            session
-                .set_cart_id(id)
-                .await
-                .map_err(|e| CartError::Session(e.to_string()))?;
+            session.set_cart_id(id).await.map_err(CartError::session)?;
         }
         Ok(())
     }
@@ -1094,10 +1168,10 @@ impl Cart {
                     if others_known && plan(&probe)?.is_empty() {
                         return Ok(None);
                     }
-                    None
+                    self.ensure_row().await?.0
                 }
                 Binding::Closed(_) => return Err(CartError::CheckedOut),
-                Binding::Unverified(id) | Binding::Open(id) => Some(id),
+                Binding::Unverified(id) | Binding::Open(id) => id,
             };
             let result = self
                 .carts
@@ -1109,22 +1183,17 @@ impl Cart {
             match result {
                 // A deadlock or serialisation failure rolled everything back: run it again.
                 Err(e) if transient < 3 && e.is_transient() => transient += 1,
-                Ok(WriteOutcome::Written(id)) => {
-                    self.carts.forget_cached(&[id]);
+                Ok(WriteOutcome::Written) => {
+                    self.carts.forget_cached(&[target]);
                     self.carts.forget_cached(others);
-                    if target.is_none() {
-                        self.remember(id).await?;
-                    }
-                    self.invalidate(Binding::Open(id));
-                    return Ok(Some(id));
+                    self.invalidate(Binding::Open(target));
+                    return Ok(Some(target));
                 }
                 Ok(WriteOutcome::Unchanged) => return Ok(None),
-                Ok(WriteOutcome::Gone) => {
+                Ok(WriteOutcome::Gone(missing)) => {
                     self.carts.forget_cached(others);
-                    if let Some(id) = target {
-                        self.carts.forget_cached(&[id]);
-                    }
-                    if target.is_none() {
+                    self.carts.forget_cached(&[target]);
+                    if missing != target {
                         // Another cart of the write (a merge source) is gone: nothing to do.
                         return Ok(None);
                     }
@@ -1132,9 +1201,7 @@ impl Cart {
                     gone += 1;
                 }
                 Err(CartError::CheckedOut) => {
-                    if let Some(id) = target {
-                        self.invalidate(Binding::Closed(id));
-                    }
+                    self.invalidate(Binding::Closed(target));
                     return Err(CartError::CheckedOut);
                 }
                 Err(e) => return Err(e),
@@ -1363,6 +1430,7 @@ impl Cart {
         let user = user_id.map(str::to_owned);
         self.locked(&[], false, |locked| {
             let t = &locked.target;
+            ensure_open(t)?;
             if t.user_id == user {
                 return Ok(Vec::new());
             }
@@ -1401,7 +1469,7 @@ impl Cart {
         if src_snap.lines.is_empty() && src_snap.discount.is_none() {
             return Ok(MergeReport::default());
         }
-        let gone = self.missing_products(&src_snap.lines).await?;
+        let unknown = self.missing_products(&src_snap.lines).await?;
         let max = self.config().line_limit();
         let mut report = MergeReport::default();
         let mut events = Vec::new();
@@ -1417,9 +1485,8 @@ impl Cart {
                 events.clear();
                 let mut writes = Vec::new();
                 for sl in &s.lines {
-                    if gone.contains(&sl.product) {
-                        report.skipped.push(sl.product.clone());
-                        continue;
+                    if unknown.contains(&sl.product) {
+                        report.unknown_products.push(sl.product.clone());
                     }
                     let (quantity, unit_price, existed) = match t.line(&sl.product) {
                         Some(tl) => {
@@ -1461,10 +1528,19 @@ impl Cart {
                     }
                 }
                 events.push(CartEvent::Cleared { cart_id: s.id });
-                writes.push(Write::DeleteCart { cart: s.id });
+                writes.push(Write::MergeAway {
+                    cart: s.id,
+                    into: t.id,
+                });
                 Ok(writes)
             })
             .await?;
+        if !report.unknown_products.is_empty() {
+            tracing::warn!(
+                products = ?report.unknown_products,
+                "merged lines whose product the catalogue does not know; they were kept"
+            );
+        }
         source.invalidate(Binding::None);
         if id.is_some() {
             self.carts.emit(events);
@@ -1511,6 +1587,28 @@ impl Cart {
     ) -> Result<MergeReport, CartError> {
         let guest = self.snapshot().await?;
         let guest_id = self.binding().id();
+        if guest
+            .user_id
+            .as_deref()
+            .is_some_and(|owner| owner != user_id)
+        {
+            // The session's cart is another user's (a login over someone else's session): it
+            // is never merged into or bound to this user. The session lets go of it and
+            // takes this user's own cart.
+            self.release_binding().await?;
+            let open = self.carts.active_user_carts(user_id).await?;
+            if let Some(own) = open.first() {
+                self.remember(own.id).await?;
+                self.invalidate(Binding::Unverified(own.id));
+            } else {
+                if let Some(session) = &self.session {
+                    session.clear_cart_id().await.map_err(CartError::session)?;
+                }
+                self.invalidate(Binding::None);
+                self.bind_to_user(Some(user_id)).await?;
+            }
+            return Ok(MergeReport::default());
+        }
         let open = self.carts.active_user_carts(user_id).await?;
         let Some(target) = open.iter().find(|c| Some(c.id) != guest_id) else {
             if guest.user_id.as_deref() != Some(user_id) {
@@ -1540,10 +1638,8 @@ impl Cart {
     /// change starts a new cart. The cart row itself is kept.
     pub async fn forget(&mut self) -> Result<(), CartError> {
         if let Some(session) = &self.session {
-            session
-                .clear_cart_id()
-                .await
-                .map_err(|e| CartError::Session(e.to_string()))?;
+            self.release_binding().await?;
+            session.clear_cart_id().await.map_err(CartError::session)?;
         }
         self.invalidate(Binding::None);
         Ok(())
@@ -1551,78 +1647,108 @@ impl Cart {
 
     /// Checks the cart out: atomic, idempotent and race-safe.
     ///
-    /// Reads the cart fresh under a row lock (never this value's cache), refuses an empty
-    /// cart ([`CartError::EmptyCart`]), a subtotal below the minimum
+    /// Locks the cart and checks out what it holds at that moment (changes racing the
+    /// checkout either make it in or go to the session's next cart): refuses an empty cart
+    /// ([`CartError::EmptyCart`]), a subtotal below the minimum
     /// ([`CartError::MinimumOrderNotMet`]) and a discount that is no longer valid
     /// ([`CartError::InvalidDiscount`], rolled back whole), counts one use of the discount
-    /// and marks the cart checked out. A second call, from any value or process, changes
-    /// nothing and returns the order with `placed_now: false`. Inventory is not reserved.
+    /// and marks the cart checked out; the order's figures are those of the checked-out
+    /// lines. A second call, from any value or process, changes nothing and returns the
+    /// order with `placed_now: false`, and so does a repeated checkout of the session within
+    /// [`CartsBuilder::checkout_replay_window`] (a double submit, a retry after a lost
+    /// response). Inventory is not reserved.
     pub async fn checkout(&mut self) -> Result<Order, CartError> {
         let min = self.config().min_order_amount;
-        for _ in 0..3 {
-            // Prices and calculators run outside the lock, on a fresh read.
-            self.refresh().await?;
-            let pre = self.snapshot().await?;
-            let binding = self.binding();
-            if let Binding::Closed(id) = binding {
-                let totals = self.totals().await?;
-                return Ok(Order {
-                    cart_id: id,
-                    lines: pre.lines.clone(),
-                    totals,
-                    placed_now: false,
-                });
+        // Calculators run outside the lock, on a fresh read.
+        self.refresh().await?;
+        let pre = self.snapshot().await?;
+        match self.binding() {
+            Binding::Closed(id) => return self.placed_order(id).await,
+            Binding::None => {
+                if let Some(order) = self.recent_order() {
+                    self.install(Binding::Closed(order.id), order.clone(), None);
+                    return self.placed_order(order.id).await;
+                }
             }
-            let totals = self.totals().await?;
-            let mut already = false;
-            let mut changed = false;
-            let outcome = self
-                .locked(&[], true, |locked| {
-                    let t = &locked.target;
-                    already = t.checked_out;
-                    if already {
-                        return Ok(Vec::new());
-                    }
-                    if t.lines != pre.lines
-                        || t.discount.as_ref().map(|d| d.id) != pre.discount.as_ref().map(|d| d.id)
-                    {
-                        changed = true;
-                        return Ok(Vec::new());
-                    }
-                    let mut writes = checkout_rules(t, min, OffsetDateTime::now_utc())?;
-                    writes.push(Write::CheckOut { cart: t.id });
-                    Ok(writes)
-                })
-                .await;
-            let outcome = match outcome {
-                Err(CartError::CheckedOut) => None,
-                other => other?,
-            };
-            if changed {
-                continue;
+            Binding::Open(_) | Binding::Unverified(_) => {}
+        }
+        // A failing calculator refuses the checkout before anything is written.
+        let totals = self.totals().await?;
+        let mut already = false;
+        let mut frozen: Option<Snapshot> = None;
+        let outcome = self
+            .locked(&[], true, |locked| {
+                let t = &locked.target;
+                already = t.checked_out;
+                frozen = None;
+                if already {
+                    return Ok(Vec::new());
+                }
+                let mut writes = checkout_rules(t, min, OffsetDateTime::now_utc())?;
+                writes.push(Write::CheckOut { cart: t.id });
+                frozen = Some(t.clone());
+                Ok(writes)
+            })
+            .await;
+        let outcome = match outcome {
+            Err(CartError::CheckedOut) => None,
+            other => other?,
+        };
+        let Some(cart_id) = outcome.or(pre.id.get().ne(&0).then_some(pre.id)) else {
+            return Err(CartError::EmptyCart);
+        };
+        let placed_now = !already && outcome.is_some();
+        match frozen.filter(|_| placed_now) {
+            Some(mut snap) => {
+                // The cart as checked out: nothing can change it any more.
+                snap.checked_out = true;
+                let unchanged = snap.lines == pre.lines
+                    && snap.discount.as_ref().map(|d| d.id) == pre.discount.as_ref().map(|d| d.id);
+                let figures = unchanged.then_some((totals.tax, totals.shipping));
+                self.install(Binding::Closed(cart_id), Arc::new(snap), figures);
             }
-            let Some(cart_id) = outcome.or(pre.id.get().ne(&0).then_some(pre.id)) else {
-                return Err(CartError::EmptyCart);
-            };
-            self.invalidate(Binding::Closed(cart_id));
-            let placed_now = !already && outcome.is_some();
-            if placed_now {
-                self.carts.emit(vec![CartEvent::CheckedOut { cart_id }]);
-            }
-            let totals = Totals {
+            None => self.invalidate(Binding::Closed(cart_id)),
+        }
+        let order = self.placed_order(cart_id).await?;
+        if placed_now {
+            self.carts.emit(vec![CartEvent::CheckedOut { cart_id }]);
+        }
+        Ok(Order {
+            placed_now,
+            ..order
+        })
+    }
+
+    /// The order of a checked-out cart this value is bound to, as placed.
+    async fn placed_order(&self, cart_id: CartId) -> Result<Order, CartError> {
+        let snap = self.snapshot().await?;
+        let totals = self.totals().await?;
+        Ok(Order {
+            cart_id,
+            lines: snap.lines.clone(),
+            totals: Totals {
                 checked_out: true,
                 ..totals
-            };
-            return Ok(Order {
-                cart_id,
-                lines: pre.lines.clone(),
-                totals,
-                placed_now,
-            });
-        }
-        Err(CartError::Database(sqlx::Error::Protocol(
-            "the cart kept changing during checkout; try again".into(),
-        )))
+            },
+            placed_now: false,
+        })
+    }
+
+    /// The checked-out cart the session still names, if it was checked out within the
+    /// replay window.
+    fn recent_order(&self) -> Option<Arc<Snapshot>> {
+        let previous = self.lock().previous.clone()?;
+        let window = self.config().checkout_replay_window.whole_seconds();
+        (previous.updated_at >= now_epoch().saturating_sub(window)).then_some(previous)
+    }
+
+    /// Binds this value to `snap` as read (and, when known, its tax and shipping).
+    fn install(&self, binding: Binding, snap: Arc<Snapshot>, figures: Option<(Decimal, Decimal)>) {
+        let mut st = self.lock();
+        st.binding = binding;
+        st.snap = Some(snap);
+        st.tax = figures.map(|f| f.0);
+        st.shipping = figures.map(|f| f.1);
     }
 
     // ---- save and restore --------------------------------------------------------------
@@ -1727,6 +1853,11 @@ impl Cart {
         }
         Ok(())
     }
+}
+
+/// A binding key as the cart writes it: 1 to 64 lowercase hex digits.
+fn valid_key(key: &str) -> bool {
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn exceeds(max: i64) -> CartError {

@@ -32,6 +32,9 @@ pub struct CartConfig {
     pub cart_url: String,
     /// The currency symbol `cart_summary` prints; `$` by default.
     pub currency_symbol: String,
+    /// How long after a checkout a repeated checkout of the same session gets the placed
+    /// order back (a double submit, a retry after a lost response); 15 minutes by default.
+    pub checkout_replay_window: time::Duration,
 }
 
 impl std::fmt::Debug for CartConfig {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for CartConfig {
             .field("min_order_amount", &self.min_order_amount)
             .field("cart_url", &self.cart_url)
             .field("currency_symbol", &self.currency_symbol)
+            .field("checkout_replay_window", &self.checkout_replay_window)
             .field("catalog", &self.catalog.is_some())
             .finish_non_exhaustive()
     }
@@ -94,6 +98,7 @@ impl CartsBuilder {
                 min_order_amount: None,
                 cart_url: "/cart".to_owned(),
                 currency_symbol: "$".to_owned(),
+                checkout_replay_window: time::Duration::minutes(15),
             },
             event_capacity: 1024,
             cache_carts: false,
@@ -163,6 +168,14 @@ impl CartsBuilder {
     /// The currency symbol of `cart_summary`; default `$`.
     pub fn currency_symbol(mut self, symbol: impl Into<String>) -> Self {
         self.config.currency_symbol = symbol.into();
+        self
+    }
+
+    /// How long after a checkout the session's repeated checkout gets the placed order back
+    /// (`placed_now == false`) instead of "Cart is empty."; default 15 minutes. Negative
+    /// values count as zero (no replay).
+    pub fn checkout_replay_window(mut self, window: time::Duration) -> Self {
+        self.config.checkout_replay_window = window.max(time::Duration::ZERO);
         self
     }
 

@@ -70,9 +70,15 @@ pub enum CartError {
     /// name, a batch that is too large.
     #[error("{0}")]
     InvalidPayload(String),
-    /// The session adapter failed to read or write the cart id.
+    /// The session is not set up: the request has no session for the cart (for example no
+    /// `SessionManagerLayer` outside [`CartLayer`](crate::CartLayer)). Answered with 500.
     #[error("Session error: {0}")]
     Session(String),
+    /// The session store failed or did not answer in time while reading or writing the
+    /// cart id. Nothing was left behind: a cart row created for the failed write is removed
+    /// again. Answered with 503 and `Retry-After`.
+    #[error("The session store is unavailable: {0}")]
+    SessionUnavailable(#[source] BoxError),
     /// A plug-in (tax, shipping, inventory, catalogue, checkout hook) failed.
     #[error("The {plugin} failed: {source}")]
     Plugin {
@@ -124,7 +130,9 @@ impl CartError {
             CartError::InvalidDiscount(_)
             | CartError::MinimumOrderNotMet { .. }
             | CartError::EmptyCart => StatusCode::UNPROCESSABLE_ENTITY,
-            CartError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CartError::Unavailable(_) | CartError::SessionUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             CartError::Session(_)
             | CartError::Plugin { .. }
             | CartError::Database(_)
@@ -149,6 +157,7 @@ impl CartError {
             CartError::MergeIntoSelf => "merge_into_self",
             CartError::InvalidPayload(_) => "invalid_payload",
             CartError::Session(_) => "session_error",
+            CartError::SessionUnavailable(_) => "session_unavailable",
             CartError::Plugin { .. } => "plugin_error",
             CartError::Unavailable(_) => "database_unavailable",
             CartError::Database(_) => "database_error",
@@ -163,7 +172,26 @@ impl CartError {
             if matches!(db.code().as_deref(), Some("40001" | "40P01")))
     }
 
+    /// A failure of the session adapter: a set-up error of the layer stays a set-up error,
+    /// anything else is the store being unavailable.
+    pub(crate) fn session(err: BoxError) -> Self {
+        match err.downcast::<SessionSetupError>() {
+            Ok(setup) => CartError::Session(setup.0),
+            Err(other) => CartError::SessionUnavailable(other),
+        }
+    }
+
     pub(crate) fn plugin(plugin: &'static str, source: BoxError) -> Self {
         CartError::Plugin { plugin, source }
     }
 }
+
+/// The request has no session the cart can use: a set-up error of the app.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct SessionSetupError(pub(crate) String);
+
+/// A session store that did not answer within the layer's session timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the session store did not answer within {0:?}")]
+pub(crate) struct SessionTimeout(pub(crate) std::time::Duration);

@@ -41,7 +41,7 @@ use axum::http::{header, request::Parts, Request, Response};
 use tower::{Layer, Service};
 
 use crate::cart::{Cart, CartId, Carts};
-use crate::error::{BoxError, CartError};
+use crate::error::{BoxError, CartError, SessionSetupError, SessionTimeout};
 use crate::session::{SessionAdapter, SignedCookieConfig, SignedCookieSession, TowerSession};
 
 type AdapterFactory =
@@ -69,6 +69,7 @@ enum Storage {
 pub struct CartLayer {
     carts: Carts,
     storage: Storage,
+    session_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for CartLayer {
@@ -81,6 +82,7 @@ impl fmt::Debug for CartLayer {
         f.debug_struct("CartLayer")
             .field("carts", &self.carts)
             .field("storage", &storage)
+            .field("session_timeout", &self.session_timeout)
             .finish()
     }
 }
@@ -92,7 +94,23 @@ impl CartLayer {
         CartLayer {
             carts,
             storage: Storage::TowerSessions,
+            session_timeout: Self::DEFAULT_SESSION_TIMEOUT,
         }
+    }
+
+    /// How long the cart waits for the session store by default: 5 seconds.
+    pub const DEFAULT_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// Bounds every call the cart makes to the session adapter (read, write, save). A store
+    /// that does not answer in time is [`CartError::SessionUnavailable`]: 503 with
+    /// `Retry-After` from the bundled routes, and a cart row created for the failed write is
+    /// removed again. Default [`DEFAULT_SESSION_TIMEOUT`](Self::DEFAULT_SESSION_TIMEOUT).
+    ///
+    /// This bounds the cart's own calls only; give the session store's client its own
+    /// timeouts too (the session manager loads the session for other readers as well).
+    pub fn session_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.session_timeout = timeout;
+        self
     }
 
     /// Keeps the cart id in a cookie signed with the app's key instead (see
@@ -182,15 +200,15 @@ where
 
         let (mut parts, body) = req.into_parts();
         let mut cookie_session = None;
-        let adapter: Result<Arc<dyn SessionAdapter>, String> = match &self.layer.storage {
+        let adapter: Result<Arc<dyn SessionAdapter>, SessionError> = match &self.layer.storage {
             Storage::TowerSessions => match parts.extensions.get::<tower_sessions::Session>() {
                 Some(session) => Ok(Arc::new(TowerSession(session.clone()))),
-                None => Err(
+                None => Err(SessionError::Setup(
                     "CartLayer found no tower_sessions::Session in the request: add \
                      tower_sessions::SessionManagerLayer outside CartLayer, or use \
                      CartLayer::with_signed_cookie"
                         .to_owned(),
-                ),
+                )),
             },
             Storage::SignedCookie(config) => {
                 let session = Arc::new(SignedCookieSession::from_headers(
@@ -200,13 +218,16 @@ where
                 cookie_session = Some(session.clone());
                 Ok(session)
             }
-            Storage::Custom(factory) => factory(&parts).map_err(|e| e.to_string()),
+            Storage::Custom(factory) => {
+                factory(&parts).map_err(|e| SessionError::Adapter(e.to_string()))
+            }
         };
         parts.extensions.insert(CartContext {
             carts: self.layer.carts.clone(),
             session: RequestSession(Arc::new(RequestSessionInner {
                 adapter,
                 id: Mutex::new(None),
+                timeout: self.layer.session_timeout,
             })),
         });
         let req = Request::from_parts(parts, body);
@@ -238,11 +259,16 @@ impl CartContext {
 
     /// The cart id the session holds, read once per request.
     pub(crate) async fn cart_id(&self) -> Result<Option<CartId>, CartError> {
-        self.session
-            .cart_id()
-            .await
-            .map_err(|e| CartError::Session(e.to_string()))
+        self.session.cart_id().await.map_err(CartError::session)
     }
+}
+
+/// Why a request has no session adapter (both answered with 500).
+enum SessionError {
+    /// The app is not set up for the layer's storage.
+    Setup(String),
+    /// The app's adapter factory failed for this request.
+    Adapter(String),
 }
 
 /// The request's session adapter, with the cart id cached so it is read at most once.
@@ -250,16 +276,29 @@ impl CartContext {
 pub(crate) struct RequestSession(Arc<RequestSessionInner>);
 
 struct RequestSessionInner {
-    adapter: Result<Arc<dyn SessionAdapter>, String>,
+    adapter: Result<Arc<dyn SessionAdapter>, SessionError>,
     /// `None`: not read yet.
     id: Mutex<Option<Option<CartId>>>,
+    timeout: std::time::Duration,
 }
 
 impl RequestSession {
     fn adapter(&self) -> Result<&dyn SessionAdapter, BoxError> {
         match &self.0.adapter {
             Ok(adapter) => Ok(adapter.as_ref()),
-            Err(message) => Err(message.clone().into()),
+            Err(SessionError::Setup(message)) => Err(SessionSetupError(message.clone()).into()),
+            Err(SessionError::Adapter(message)) => Err(SessionSetupError(message.clone()).into()),
+        }
+    }
+
+    /// Runs one adapter call within the layer's session timeout.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, BoxError>>,
+    ) -> Result<T, BoxError> {
+        match tokio::time::timeout(self.0.timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(SessionTimeout(self.0.timeout).into()),
         }
     }
 
@@ -279,35 +318,41 @@ impl RequestSession {
 #[async_trait]
 impl SessionAdapter for RequestSession {
     async fn get(&self, key: &str) -> Result<Option<String>, BoxError> {
-        self.adapter()?.get(key).await
+        self.bounded(self.adapter()?.get(key)).await
     }
     async fn set(&self, key: &str, value: &str) -> Result<(), BoxError> {
         self.forget_cached();
-        self.adapter()?.set(key, value).await
+        self.bounded(self.adapter()?.set(key, value)).await
     }
     async fn delete(&self, key: &str) -> Result<(), BoxError> {
         self.forget_cached();
-        self.adapter()?.delete(key).await
+        self.bounded(self.adapter()?.delete(key)).await
     }
     async fn cart_id(&self) -> Result<Option<CartId>, BoxError> {
         let cached = self.0.id.lock().ok().and_then(|c| *c);
         if let Some(id) = cached {
             return Ok(id);
         }
-        let id = self.adapter()?.cart_id().await?;
+        let id = self.bounded(self.adapter()?.cart_id()).await?;
         self.remember(id);
         Ok(id)
     }
     async fn set_cart_id(&self, id: CartId) -> Result<(), BoxError> {
         self.forget_cached();
-        self.adapter()?.set_cart_id(id).await?;
+        self.bounded(self.adapter()?.set_cart_id(id)).await?;
         self.remember(Some(id));
         Ok(())
     }
     async fn clear_cart_id(&self) -> Result<(), BoxError> {
         self.forget_cached();
-        self.adapter()?.clear_cart_id().await?;
+        self.bounded(self.adapter()?.clear_cart_id()).await?;
         self.remember(None);
         Ok(())
+    }
+    fn identity(&self) -> Option<String> {
+        self.adapter().ok()?.identity()
+    }
+    async fn persist(&self) -> Result<(), BoxError> {
+        self.bounded(self.adapter()?.persist()).await
     }
 }

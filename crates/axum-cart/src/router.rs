@@ -389,9 +389,18 @@ impl HttpError {
             }
         };
         no_store(&mut res);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         res
     }
 }
+
+/// What a 503 tells the client to wait before trying again, in seconds.
+const RETRY_AFTER_SECS: &str = "5";
 
 impl From<CartError> for HttpError {
     fn from(err: CartError) -> Self {
@@ -399,11 +408,11 @@ impl From<CartError> for HttpError {
         let message = if status.is_server_error() {
             tracing::error!(error = %err, code = err.code(), "cart request failed");
             match &err {
-                CartError::Unavailable(_) => {
+                CartError::Unavailable(_) | CartError::SessionUnavailable(_) => {
                     "The cart is temporarily unavailable. Please try again in a moment.".to_owned()
                 }
                 // Set-up errors of the layer name what is missing.
-                CartError::Session(m) if m.starts_with("CartLayer ") => err.to_string(),
+                CartError::Session(_) => err.to_string(),
                 _ => "Something went wrong with the cart. Please try again later.".to_owned(),
             }
         } else {
@@ -880,10 +889,9 @@ async fn checkout(
                 .map_err(|e| CartError::plugin("checkout hook", e))?;
         }
     }
-    let res = changed(format, &cart, cart_url).await?;
-    // The session lets go of the placed order: the next request starts a fresh cart.
-    cart.forget().await?;
-    Ok(res)
+    // The session keeps naming the placed order: its next change starts a fresh cart, and a
+    // repeated checkout (a double submit, a retry after a lost response) gets this order.
+    changed(format, &cart, cart_url).await
 }
 
 async fn cart_page(settings: Arc<CartRouter>, req: Request) -> Response {

@@ -50,6 +50,26 @@ pub trait SessionAdapter: Send + Sync + 'static {
     /// Removes `key`; removing a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<(), BoxError>;
 
+    /// A stable identity of this session that every concurrent request of it shares, as 1
+    /// to 64 lowercase hex digits (use [`digest`](crate::session::digest)), or `None` when
+    /// there is none (a new visitor). A new cart row carries it as a unique key, so requests
+    /// of one session racing to create its cart (its first one, or the next one after a
+    /// checkout) all end up in the same row. tower-sessions: a digest of the session id;
+    /// the signed cookie: a digest of the cart id the cookie names; [`MemorySession`]: a
+    /// random id shared by its clones. The default is `None`: racing requests of an adapter
+    /// without an identity may each create a cart, and the last session write wins.
+    fn identity(&self) -> Option<String> {
+        None
+    }
+
+    /// Writes what was `set` through to the session store now, so that a failing store is
+    /// reported to the cart, which then undoes the cart row it just created, instead of
+    /// failing after the response is built. The default does nothing (stores that write on
+    /// `set`, or cookies sent with the response).
+    async fn persist(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
     /// The stored cart id. Anything that is not a plain positive decimal integer counts as
     /// no id (a new cart is started), never as an error.
     async fn cart_id(&self) -> Result<Option<CartId>, BoxError> {
@@ -91,6 +111,12 @@ impl<S: SessionAdapter + ?Sized> SessionAdapter for Arc<S> {
     async fn clear_cart_id(&self) -> Result<(), BoxError> {
         (**self).clear_cart_id().await
     }
+    fn identity(&self) -> Option<String> {
+        (**self).identity()
+    }
+    async fn persist(&self) -> Result<(), BoxError> {
+        (**self).persist().await
+    }
 }
 
 /// A session held in memory: for tests, scripts and background jobs. Clones share values.
@@ -107,9 +133,34 @@ impl<S: SessionAdapter + ?Sized> SessionAdapter for Arc<S> {
 /// # mod tokio_test_shim { pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f) } }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemorySession {
     values: Arc<Mutex<HashMap<String, String>>>,
+    identity: Arc<str>,
+}
+
+impl Default for MemorySession {
+    fn default() -> Self {
+        MemorySession {
+            values: Arc::default(),
+            identity: digest(&tower_sessions::session::Id::default().to_string()).into(),
+        }
+    }
+}
+
+/// A SHA-256 digest in lowercase hex (64 characters): what the database keeps of a session
+/// identity (see [`SessionAdapter::identity`]), so no secret of the session is stored.
+pub fn digest(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A new random binding key.
+pub(crate) fn random_key() -> String {
+    digest(&tower_sessions::session::Id::default().to_string())
 }
 
 #[async_trait]
@@ -135,6 +186,9 @@ impl SessionAdapter for MemorySession {
             .map_err(|_| "session lock poisoned")?
             .remove(key);
         Ok(())
+    }
+    fn identity(&self) -> Option<String> {
+        Some(self.identity.to_string())
     }
 }
 
@@ -170,6 +224,16 @@ impl SessionAdapter for TowerSession {
     }
     async fn delete(&self, key: &str) -> Result<(), BoxError> {
         self.0.remove_value(key).await?;
+        Ok(())
+    }
+    /// A digest of the session id (the id itself is a secret and never stored).
+    fn identity(&self) -> Option<String> {
+        self.0.id().map(|id| digest(&id.to_string()))
+    }
+    /// `Session::save`: the session manager would otherwise save after the handler, where a
+    /// failure can only become an empty 500.
+    async fn persist(&self) -> Result<(), BoxError> {
+        self.0.save().await?;
         Ok(())
     }
 }
@@ -319,6 +383,13 @@ impl SessionAdapter for SignedCookieSession {
             .build();
         self.jar()?.signed_mut(&self.config.key).add(cookie);
         Ok(())
+    }
+    /// A digest of the cart id the (verified) cookie names: requests carrying the same
+    /// cookie share the session's next cart.
+    fn identity(&self) -> Option<String> {
+        let jar = self.jar().ok()?;
+        let id = jar.signed(&self.config.key).get(CART_ID_KEY)?;
+        Some(digest(&format!("signed-cookie:{}", id.value())))
     }
     async fn delete(&self, key: &str) -> Result<(), BoxError> {
         use tower_cookies::cookie::{Cookie, SameSite};

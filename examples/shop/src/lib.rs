@@ -440,6 +440,9 @@ struct ErrorPage {
 
 fn page(template: &impl Template, status: StatusCode) -> Response {
     match template.render() {
+        Ok(html) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            (status, [(header::RETRY_AFTER, "5")], Html(html)).into_response()
+        }
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "page failed to render");
@@ -496,7 +499,8 @@ async fn checkout(State(shop): State<Shop>, auth: AuthSession, mut cart: Cart) -
                     source: e,
                 })?;
         }
-        cart.forget().await?;
+        // The session keeps naming the order: a repeated checkout (a double submit, a
+        // reload) shows this confirmation again, and the next add starts a fresh cart.
         Ok::<_, CartError>(order)
     }
     .await;
@@ -594,15 +598,30 @@ async fn login(
             tracing::error!(error = %e, "login failed");
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
                 "Login is not available right now.",
             )
                 .into_response();
         }
     };
+    // A login over an authenticated session (another user, or the same one again) gets a
+    // new session id too: axum-login cycles it only for a session without a user.
+    if auth.user.is_some() {
+        if let Err(e) = auth.session.cycle_id().await {
+            tracing::error!(error = %e, "login failed");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                "Login is not available right now.",
+            )
+                .into_response();
+        }
+    }
     if let Err(e) = auth.login(&user).await {
         tracing::error!(error = %e, "login failed");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
             "Login is not available right now.",
         )
             .into_response();

@@ -167,12 +167,8 @@ impl Snapshot {
 /// What `add` did.
 #[derive(Debug)]
 pub(crate) enum AddOutcome {
-    /// The line now has `quantity`; `created` when the cart row was created for it.
-    Added {
-        cart_id: CartId,
-        created: bool,
-        quantity: i64,
-    },
+    /// The line now has `quantity`.
+    Added { quantity: i64 },
     /// The existing quantity plus the new one would exceed the maximum; nothing changed.
     Exceeded,
     /// The cart is checked out; nothing changed.
@@ -198,8 +194,9 @@ pub(crate) enum Write {
     UseDiscount { discount: i64 },
     /// Mark the cart checked out.
     CheckOut { cart: CartId },
-    /// Delete the cart row (and its lines).
-    DeleteCart { cart: CartId },
+    /// Delete the cart row (and its lines), recording that it was merged into `into`, so a
+    /// request still holding its id follows it.
+    MergeAway { cart: CartId, into: CartId },
 }
 
 /// The carts of one locked write: the target first, then the others, freshly read.
@@ -214,12 +211,12 @@ pub(crate) type Plan<'a> = dyn FnMut(&Locked) -> Result<Vec<Write>, CartError> +
 /// How a locked write ended.
 #[derive(Debug)]
 pub(crate) enum WriteOutcome {
-    /// Committed; the target cart's id (created if it had none).
-    Written(CartId),
+    /// Committed.
+    Written,
     /// The plan asked for no change; nothing was written and no row was created.
     Unchanged,
-    /// One of the carts no longer exists.
-    Gone,
+    /// This cart of the write no longer exists.
+    Gone(CartId),
 }
 
 /// The operations every backend implements, each with its own SQL.
@@ -229,25 +226,37 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn migrate(&self) -> Result<(), CartError>;
     /// The cart with its discount and lines, in one statement.
     async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError>;
-    /// Adds `line.quantity` to the line (creating the cart row first when `cart` is `None`):
-    /// one atomic statement, refused if the result would exceed `max`.
+    /// Adds `line.quantity` to the line: one atomic statement, refused if the result would
+    /// exceed `max`. `fresh`: the cart was created for this add, so the line holds exactly
+    /// what was added (MySQL then needs no read-back).
     async fn add(
         &self,
-        cart: Option<CartId>,
+        cart: CartId,
         line: &Line,
         max: i64,
+        fresh: bool,
     ) -> Result<AddOutcome, CartError>;
+    /// Creates an empty cart row, or finds the one that already holds `key` (a concurrent
+    /// request of the same session created it). `true` when this call created it.
+    async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError>;
+    /// Deletes a cart created by [`create_cart`](Self::create_cart) if it is still empty
+    /// and has no user or discount: the undo of a creation whose session write failed.
+    async fn delete_if_empty(&self, cart: CartId) -> Result<(), CartError>;
+    /// Releases a session key: no cart holds it afterwards.
+    async fn release_key(&self, key: &str) -> Result<(), CartError>;
+    /// The cart a merged cart went into, if `cart` was merged away.
+    async fn merged_into(&self, cart: CartId) -> Result<Option<CartId>, CartError>;
     /// The current quantity of one line.
     async fn line_quantity(
         &self,
         cart: CartId,
         product: &ProductRef,
     ) -> Result<Option<i64>, CartError>;
-    /// Locks `target` (created when `None`) and `others`, asks `plan` what to write, writes
-    /// it and commits; rolls everything back if the plan or a write fails.
+    /// Locks `target` and `others`, asks `plan` what to write, writes it and commits; rolls
+    /// everything back if the plan or a write fails.
     async fn write(
         &self,
-        target: Option<CartId>,
+        target: CartId,
         others: &[CartId],
         lock_discount: bool,
         plan: &mut Plan<'_>,

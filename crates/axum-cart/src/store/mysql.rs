@@ -89,18 +89,6 @@ const ADD: &str =
      unit_price = IF(quantity + VALUES(quantity) <= ?, VALUES(unit_price), unit_price), \
      quantity = IF(quantity + VALUES(quantity) <= ?, quantity + VALUES(quantity), 0)";
 
-async fn insert_cart(conn: &mut MySqlConnection) -> Result<CartId, sqlx::Error> {
-    let now = now_epoch();
-    let done = sqlx::query("INSERT INTO cart_carts (created_at, updated_at) VALUES (?, ?)")
-        .bind(now)
-        .bind(now)
-        .execute(conn)
-        .await?;
-    Ok(CartId::from_db(
-        i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX),
-    ))
-}
-
 async fn lock_cart(
     conn: &mut MySqlConnection,
     id: CartId,
@@ -208,14 +196,20 @@ async fn apply(conn: &mut MySqlConnection, write: &Write) -> Result<(), CartErro
             return Ok(());
         }
         Write::CheckOut { cart } => sqlx::query(
-            "UPDATE cart_carts SET checked_out = 1, checked_out_at = ?, updated_at = ? WHERE id = ? AND checked_out = 0",
+            "UPDATE cart_carts SET checked_out = 1, checked_out_at = ?, updated_at = ?, session_key = NULL WHERE id = ? AND checked_out = 0",
         )
         .bind(now)
         .bind(now)
         .bind(cart.get())
         .execute(&mut *conn)
         .await,
-        Write::DeleteCart { cart } => {
+        Write::MergeAway { cart, into } => {
+            sqlx::query("INSERT INTO cart_merges (source_id, target_id, merged_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE target_id = VALUES(target_id), merged_at = VALUES(merged_at)")
+                .bind(cart.get())
+                .bind(into.get())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
             sqlx::query("DELETE FROM cart_carts WHERE id = ?").bind(cart.get()).execute(&mut *conn).await
         }
     };
@@ -256,15 +250,12 @@ impl Backend for MySqlBackend {
 
     async fn add(
         &self,
-        cart: Option<CartId>,
+        cart_id: CartId,
         line: &Line,
         max: i64,
+        fresh: bool,
     ) -> Result<AddOutcome, CartError> {
         let mut conn = self.pool.acquire().await?;
-        let (cart_id, created) = match cart {
-            Some(id) => (id, false),
-            None => (insert_cart(&mut conn).await?, true),
-        };
         let result = sqlx::query(ADD)
             .bind(cart_id.get())
             .bind(line.product.kind())
@@ -282,11 +273,9 @@ impl Backend for MySqlBackend {
             Err(e) if is_check_error(&e) => return Ok(AddOutcome::Exceeded),
             Err(e) => return Err(e.into()),
         }
-        if created {
+        if fresh {
             // A new cart's line holds exactly what was added.
             return Ok(AddOutcome::Added {
-                cart_id,
-                created,
                 quantity: line.quantity,
             });
         }
@@ -301,11 +290,69 @@ impl Backend for MySqlBackend {
         .fetch_optional(&mut *conn)
         .await?;
         let quantity = quantity.unwrap_or(line.quantity);
-        Ok(AddOutcome::Added {
-            cart_id,
-            created,
-            quantity,
-        })
+        Ok(AddOutcome::Added { quantity })
+    }
+
+    async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError> {
+        // A key released between the failed insert and the look-up is simply tried again;
+        // after a few tries the cart is created without one.
+        for attempt in 0..4 {
+            let key = if attempt < 3 { key } else { None };
+            let now = now_epoch();
+            let done = sqlx::query(
+                "INSERT INTO cart_carts (session_key, created_at, updated_at) VALUES (?, ?, ?)",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+            let inserted = done.map(|d| i64::try_from(d.last_insert_id()).unwrap_or(i64::MAX));
+            match inserted {
+                Ok(id) => return Ok((CartId::from_db(id), true)),
+                Err(e) if key.is_some() && is_unique_error(&e) => {
+                    let found: Option<i64> =
+                        sqlx::query_scalar("SELECT id FROM cart_carts WHERE session_key = ?")
+                            .bind(key)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if let Some(id) = found {
+                        return Ok((CartId::from_db(id), false));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CartError::Database(sqlx::Error::RowNotFound))
+    }
+
+    async fn delete_if_empty(&self, cart: CartId) -> Result<(), CartError> {
+        sqlx::query(
+            "DELETE FROM cart_carts WHERE id = ? AND user_id IS NULL AND discount_id IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM cart_items WHERE cart_id = ?)",
+        )
+        .bind(cart.get())
+        .bind(cart.get())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_key(&self, key: &str) -> Result<(), CartError> {
+        sqlx::query("UPDATE cart_carts SET session_key = NULL WHERE session_key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn merged_into(&self, cart: CartId) -> Result<Option<CartId>, CartError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT target_id FROM cart_merges WHERE source_id = ?")
+                .bind(cart.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(id.map(CartId::from_db))
     }
 
     async fn line_quantity(
@@ -325,7 +372,7 @@ impl Backend for MySqlBackend {
 
     async fn write(
         &self,
-        target: Option<CartId>,
+        target: CartId,
         others: &[CartId],
         lock_discount: bool,
         plan: &mut Plan<'_>,
@@ -333,18 +380,15 @@ impl Backend for MySqlBackend {
         // Rows are locked in one order everywhere (the target, the others by id, then the
         // discount) so concurrent writes queue instead of deadlocking.
         let mut tx = self.pool.begin().await?;
-        let target_id = match target {
-            Some(id) => id,
-            None => insert_cart(&mut tx).await?,
-        };
+        let target_id = target;
         let Some(target_snap) = read_locked(&mut tx, target_id, lock_discount).await? else {
-            return Ok(WriteOutcome::Gone);
+            return Ok(WriteOutcome::Gone(target_id));
         };
         let mut other_snaps = Vec::with_capacity(others.len());
         for id in others {
             match read_locked(&mut tx, *id, false).await? {
                 Some(s) => other_snaps.push(s),
-                None => return Ok(WriteOutcome::Gone),
+                None => return Ok(WriteOutcome::Gone(*id)),
             }
         }
         let writes = plan(&Locked {
@@ -359,12 +403,12 @@ impl Backend for MySqlBackend {
         }
         if writes
             .iter()
-            .all(|w| !matches!(w, Write::DeleteCart { cart } if *cart == target_id))
+            .all(|w| !matches!(w, Write::MergeAway { cart, .. } if *cart == target_id))
         {
             touch(&mut tx, target_id).await?;
         }
         tx.commit().await?;
-        Ok(WriteOutcome::Written(target_id))
+        Ok(WriteOutcome::Written)
     }
 
     async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError> {

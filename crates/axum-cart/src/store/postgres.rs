@@ -86,18 +86,6 @@ const ADD: &str =
      WHERE cart_items.quantity + excluded.quantity <= $6 \
      RETURNING quantity";
 
-async fn insert_cart(conn: &mut PgConnection) -> Result<CartId, sqlx::Error> {
-    let now = now_epoch();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO cart_carts (created_at, updated_at) VALUES ($1, $2) RETURNING id",
-    )
-    .bind(now)
-    .bind(now)
-    .fetch_one(conn)
-    .await?;
-    Ok(CartId::from_db(id))
-}
-
 async fn lock_cart(
     conn: &mut PgConnection,
     id: CartId,
@@ -201,14 +189,20 @@ async fn apply(conn: &mut PgConnection, write: &Write) -> Result<(), CartError> 
             return Ok(());
         }
         Write::CheckOut { cart } => sqlx::query(
-            "UPDATE cart_carts SET checked_out = TRUE, checked_out_at = $1, updated_at = $2 WHERE id = $3 AND NOT checked_out",
+            "UPDATE cart_carts SET checked_out = TRUE, checked_out_at = $1, updated_at = $2, session_key = NULL WHERE id = $3 AND NOT checked_out",
         )
         .bind(now)
         .bind(now)
         .bind(cart.get())
         .execute(&mut *conn)
         .await,
-        Write::DeleteCart { cart } => {
+        Write::MergeAway { cart, into } => {
+            sqlx::query("INSERT INTO cart_merges (source_id, target_id, merged_at) VALUES ($1, $2, $3) ON CONFLICT (source_id) DO UPDATE SET target_id = excluded.target_id, merged_at = excluded.merged_at")
+                .bind(cart.get())
+                .bind(into.get())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
             sqlx::query("DELETE FROM cart_carts WHERE id = $1").bind(cart.get()).execute(&mut *conn).await
         }
     };
@@ -249,15 +243,13 @@ impl Backend for PgBackend {
 
     async fn add(
         &self,
-        cart: Option<CartId>,
+        cart_id: CartId,
         line: &Line,
         max: i64,
+        fresh: bool,
     ) -> Result<AddOutcome, CartError> {
+        let _ = fresh;
         let mut conn = self.pool.acquire().await?;
-        let (cart_id, created) = match cart {
-            Some(id) => (id, false),
-            None => (insert_cart(&mut conn).await?, true),
-        };
         let result: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(ADD)
             .bind(cart_id.get())
             .bind(line.product.kind())
@@ -268,16 +260,72 @@ impl Backend for PgBackend {
             .fetch_optional(&mut *conn)
             .await;
         match result {
-            Ok(Some(quantity)) => Ok(AddOutcome::Added {
-                cart_id,
-                created,
-                quantity,
-            }),
+            Ok(Some(quantity)) => Ok(AddOutcome::Added { quantity }),
             Ok(None) => Ok(AddOutcome::Exceeded),
             Err(e) if is_checked_out_error(&e) => Ok(AddOutcome::CheckedOut),
             Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError> {
+        // A key released between the failed insert and the look-up is simply tried again;
+        // after a few tries the cart is created without one.
+        for attempt in 0..4 {
+            let key = if attempt < 3 { key } else { None };
+            let now = now_epoch();
+            let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "INSERT INTO cart_carts (session_key, created_at, updated_at) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await;
+            match inserted {
+                Ok(id) => return Ok((CartId::from_db(id), true)),
+                Err(e) if key.is_some() && is_unique_error(&e) => {
+                    let found: Option<i64> =
+                        sqlx::query_scalar("SELECT id FROM cart_carts WHERE session_key = $1")
+                            .bind(key)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if let Some(id) = found {
+                        return Ok((CartId::from_db(id), false));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CartError::Database(sqlx::Error::RowNotFound))
+    }
+
+    async fn delete_if_empty(&self, cart: CartId) -> Result<(), CartError> {
+        sqlx::query(
+            "DELETE FROM cart_carts WHERE id = $1 AND user_id IS NULL AND discount_id IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM cart_items WHERE cart_id = $1)",
+        )
+        .bind(cart.get())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_key(&self, key: &str) -> Result<(), CartError> {
+        sqlx::query("UPDATE cart_carts SET session_key = NULL WHERE session_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn merged_into(&self, cart: CartId) -> Result<Option<CartId>, CartError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT target_id FROM cart_merges WHERE source_id = $1")
+                .bind(cart.get())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(id.map(CartId::from_db))
     }
 
     async fn line_quantity(
@@ -297,7 +345,7 @@ impl Backend for PgBackend {
 
     async fn write(
         &self,
-        target: Option<CartId>,
+        target: CartId,
         others: &[CartId],
         lock_discount: bool,
         plan: &mut Plan<'_>,
@@ -305,18 +353,15 @@ impl Backend for PgBackend {
         // Rows are locked in one order everywhere (the target, the others by id, then the
         // discount) so concurrent writes queue instead of deadlocking.
         let mut tx = self.pool.begin().await?;
-        let target_id = match target {
-            Some(id) => id,
-            None => insert_cart(&mut tx).await?,
-        };
+        let target_id = target;
         let Some(target_snap) = read_locked(&mut tx, target_id, lock_discount).await? else {
-            return Ok(WriteOutcome::Gone);
+            return Ok(WriteOutcome::Gone(target_id));
         };
         let mut other_snaps = Vec::with_capacity(others.len());
         for id in others {
             match read_locked(&mut tx, *id, false).await? {
                 Some(s) => other_snaps.push(s),
-                None => return Ok(WriteOutcome::Gone),
+                None => return Ok(WriteOutcome::Gone(*id)),
             }
         }
         let writes = plan(&Locked {
@@ -331,12 +376,12 @@ impl Backend for PgBackend {
         }
         if writes
             .iter()
-            .all(|w| !matches!(w, Write::DeleteCart { cart } if *cart == target_id))
+            .all(|w| !matches!(w, Write::MergeAway { cart, .. } if *cart == target_id))
         {
             touch(&mut tx, target_id).await?;
         }
         tx.commit().await?;
-        Ok(WriteOutcome::Written(target_id))
+        Ok(WriteOutcome::Written)
     }
 
     async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError> {
