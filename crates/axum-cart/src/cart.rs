@@ -668,21 +668,39 @@ impl Cart {
             st.binding
         };
         let mut previous = None;
-        let (binding, snap) = match binding.id() {
-            None => (Binding::None, empty_snapshot()),
-            Some(id) => match self.load_shared(id).await? {
-                None => (Binding::None, empty_snapshot()),
+        let mut binding = binding;
+        let mut hops = 0;
+        let (binding, snap) = loop {
+            let Some(id) = binding.id() else {
+                break (Binding::None, empty_snapshot());
+            };
+            match self.load_shared(id).await? {
+                None => {
+                    // The session names a cart that a login merged away (this request
+                    // raced the login): follow the merge to the user's cart.
+                    if let (Binding::Unverified(_), true) = (binding, hops < 4) {
+                        hops += 1;
+                        match self.carts.inner.store.backend.merged_into(id).await? {
+                            Some(target) if target != id => {
+                                binding = Binding::Unverified(target);
+                                continue;
+                            }
+                            _ => {}
+                        }
+                    }
+                    break (Binding::None, empty_snapshot());
+                }
                 Some(s) if s.checked_out => match binding {
                     // The session still names its last order: this visitor gets a fresh
                     // cart, and a repeated checkout gets that order back.
                     Binding::Unverified(_) => {
                         previous = Some(s);
-                        (Binding::None, empty_snapshot())
+                        break (Binding::None, empty_snapshot());
                     }
-                    _ => (Binding::Closed(id), s),
+                    _ => break (Binding::Closed(id), s),
                 },
-                Some(s) => (Binding::Open(id), s),
-            },
+                Some(s) => break (Binding::Open(id), s),
+            }
         };
         let mut st = self.lock();
         st.binding = binding;
@@ -1053,7 +1071,9 @@ impl Cart {
         }
         let key = self.binding_key();
         let backend = &self.carts.inner.store.backend;
-        let (id, created) = backend.create_cart(key.as_deref()).await?;
+        let (id, created) = backend
+            .create_cart(key.as_ref().map(|(k, _)| k.as_str()))
+            .await?;
         if let Err(e) = self.remember_new(id).await {
             if created {
                 if let Err(undo) = backend.delete_if_empty(id).await {
@@ -1063,20 +1083,25 @@ impl Cart {
             tracing::warn!(error = %e, "the session could not store a new cart; nothing was kept");
             return Err(e);
         }
+        // A new session has an identity once saved: the cart takes it as its key, so the
+        // session's later requests (even one whose session a login cycled away) find it.
+        if let (Some((_, false)), Some(session)) = (&key, &self.session) {
+            if let Some(identity) = session.identity().filter(|k| valid_key(k)) {
+                backend.set_key(id, &identity).await?;
+            }
+        }
         self.invalidate(Binding::Open(id));
         Ok((id, created))
     }
 
     /// The unique key a new cart row of this session carries: the session's identity
     /// (shared by its concurrent requests), else a random one; `None` with no session.
-    fn binding_key(&self) -> Option<String> {
+    fn binding_key(&self) -> Option<(String, bool)> {
         let session = self.session.as_ref()?;
-        Some(
-            session
-                .identity()
-                .filter(|k| valid_key(k))
-                .unwrap_or_else(random_key),
-        )
+        Some(match session.identity().filter(|k| valid_key(k)) {
+            Some(identity) => (identity, true),
+            None => (random_key(), false),
+        })
     }
 
     /// Stores a newly created (or found) cart in the session and saves the session now.
@@ -1455,6 +1480,17 @@ impl Cart {
         source: &mut Cart,
         strategy: MergeStrategy,
     ) -> Result<MergeReport, CartError> {
+        self.merge_with_key(source, strategy, None).await
+    }
+
+    /// [`merge`](Self::merge); with `key`, this cart also takes that session key in the same
+    /// transaction (the login hands the guest session's key to the user's cart).
+    async fn merge_with_key(
+        &mut self,
+        source: &mut Cart,
+        strategy: MergeStrategy,
+        key: Option<String>,
+    ) -> Result<MergeReport, CartError> {
         let src_snap = source.snapshot().await?;
         let own = self.snapshot().await?;
         let Some(src_id) = source.lock().binding.id() else {
@@ -1532,6 +1568,12 @@ impl Cart {
                     cart: s.id,
                     into: t.id,
                 });
+                if let Some(key) = &key {
+                    writes.push(Write::SetKey {
+                        cart: t.id,
+                        key: key.clone(),
+                    });
+                }
                 Ok(writes)
             })
             .await?;
@@ -1619,8 +1661,16 @@ impl Cart {
         // Point the session at the user's cart first: a change racing this login then finds
         // it as soon as the guest cart is gone (see `rebind_after_gone`).
         self.remember(target.id).await?;
+        // Requests of this session racing the login (their session may already have been
+        // cycled away, so they come without the cart id) find the user's cart by the guest
+        // session's key, which moves over with the merge.
+        let key = self
+            .session
+            .as_ref()
+            .and_then(|s| s.identity())
+            .filter(|k| valid_key(k));
         let mut user_cart = self.carts.cart(target.id);
-        match user_cart.merge(self, strategy).await {
+        match user_cart.merge_with_key(self, strategy, key).await {
             Ok(report) => {
                 self.invalidate(Binding::Open(target.id));
                 Ok(report)

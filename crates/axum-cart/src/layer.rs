@@ -222,12 +222,17 @@ where
                 factory(&parts).map_err(|e| SessionError::Adapter(e.to_string()))
             }
         };
+        // The session's identity as the request arrived: a login later in the request may
+        // cycle the session id, and a request whose session was cycled away meanwhile
+        // still needs the identity it came with (see `Cart::login`).
+        let identity = adapter.as_ref().ok().and_then(|a| a.identity());
         parts.extensions.insert(CartContext {
             carts: self.layer.carts.clone(),
             session: RequestSession(Arc::new(RequestSessionInner {
                 adapter,
                 id: Mutex::new(None),
                 timeout: self.layer.session_timeout,
+                identity,
             })),
         });
         let req = Request::from_parts(parts, body);
@@ -280,6 +285,8 @@ struct RequestSessionInner {
     /// `None`: not read yet.
     id: Mutex<Option<Option<CartId>>>,
     timeout: std::time::Duration,
+    /// The adapter's identity when the request arrived.
+    identity: Option<String>,
 }
 
 impl RequestSession {
@@ -349,8 +356,12 @@ impl SessionAdapter for RequestSession {
         self.remember(None);
         Ok(())
     }
+    /// The identity the request came with; for a new session, the one it has once saved.
     fn identity(&self) -> Option<String> {
-        self.adapter().ok()?.identity()
+        self.0
+            .identity
+            .clone()
+            .or_else(|| self.adapter().ok()?.identity())
     }
     async fn persist(&self) -> Result<(), BoxError> {
         self.bounded(self.adapter()?.persist()).await

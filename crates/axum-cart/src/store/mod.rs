@@ -197,6 +197,8 @@ pub(crate) enum Write {
     /// Delete the cart row (and its lines), recording that it was merged into `into`, so a
     /// request still holding its id follows it.
     MergeAway { cart: CartId, into: CartId },
+    /// Give the cart this session key (taken from any other cart that holds it).
+    SetKey { cart: CartId, key: String },
 }
 
 /// The carts of one locked write: the target first, then the others, freshly read.
@@ -244,6 +246,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn delete_if_empty(&self, cart: CartId) -> Result<(), CartError>;
     /// Releases a session key: no cart holds it afterwards.
     async fn release_key(&self, key: &str) -> Result<(), CartError>;
+    /// Gives the cart this session key (taken from any other cart that holds it).
+    async fn set_key(&self, cart: CartId, key: &str) -> Result<(), CartError>;
     /// The cart a merged cart went into, if `cart` was merged away.
     async fn merged_into(&self, cart: CartId) -> Result<Option<CartId>, CartError>;
     /// The current quantity of one line.

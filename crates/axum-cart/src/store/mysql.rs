@@ -212,12 +212,31 @@ async fn apply(conn: &mut MySqlConnection, write: &Write) -> Result<(), CartErro
                 .await?;
             sqlx::query("DELETE FROM cart_carts WHERE id = ?").bind(cart.get()).execute(&mut *conn).await
         }
+        Write::SetKey { cart, key } => {
+            set_key(&mut *conn, *cart, key).await?;
+            return Ok(());
+        }
     };
     match result {
         Ok(_) => Ok(()),
         Err(e) if is_checked_out_error(&e) => Err(CartError::CheckedOut),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Gives `cart` the session key `key`, taking it from any other cart first.
+async fn set_key(conn: &mut MySqlConnection, cart: CartId, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE cart_carts SET session_key = NULL WHERE session_key = ? AND id <> ?")
+        .bind(key)
+        .bind(cart.get())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE cart_carts SET session_key = ? WHERE id = ?")
+        .bind(key)
+        .bind(cart.get())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 async fn touch(conn: &mut MySqlConnection, id: CartId) -> Result<(), sqlx::Error> {
@@ -343,6 +362,12 @@ impl Backend for MySqlBackend {
             .bind(key)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn set_key(&self, cart: CartId, key: &str) -> Result<(), CartError> {
+        let mut conn = self.pool.acquire().await?;
+        set_key(&mut conn, cart, key).await?;
         Ok(())
     }
 

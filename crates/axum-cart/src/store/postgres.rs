@@ -205,12 +205,31 @@ async fn apply(conn: &mut PgConnection, write: &Write) -> Result<(), CartError> 
                 .await?;
             sqlx::query("DELETE FROM cart_carts WHERE id = $1").bind(cart.get()).execute(&mut *conn).await
         }
+        Write::SetKey { cart, key } => {
+            set_key(&mut *conn, *cart, key).await?;
+            return Ok(());
+        }
     };
     match result {
         Ok(_) => Ok(()),
         Err(e) if is_checked_out_error(&e) => Err(CartError::CheckedOut),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Gives `cart` the session key `key`, taking it from any other cart first.
+async fn set_key(conn: &mut PgConnection, cart: CartId, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE cart_carts SET session_key = NULL WHERE session_key = $1 AND id <> $2")
+        .bind(key)
+        .bind(cart.get())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE cart_carts SET session_key = $1 WHERE id = $2")
+        .bind(key)
+        .bind(cart.get())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 async fn touch(conn: &mut PgConnection, id: CartId) -> Result<(), sqlx::Error> {
@@ -316,6 +335,12 @@ impl Backend for PgBackend {
             .bind(key)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn set_key(&self, cart: CartId, key: &str) -> Result<(), CartError> {
+        let mut conn = self.pool.acquire().await?;
+        set_key(&mut conn, cart, key).await?;
         Ok(())
     }
 
