@@ -19,6 +19,7 @@ use axum_cart::{
     async_trait, Cart, CartError, CartLayer, CartRouter, Carts, MemorySession, MergeStrategy,
     SignedCookieConfig,
 };
+use axum_cart::{BoxError, Catalog, Product};
 use common::{Harness, TestCatalog};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -34,6 +35,7 @@ backend_tests!(
     checkout_racing_adds_is_never_a_server_error,
     a_repeated_checkout_gets_the_order_back,
     logging_in_never_hands_one_users_cart_to_another,
+    a_login_merge_keeps_lines_the_catalogue_does_not_know,
 );
 
 // ---- the app ------------------------------------------------------------------------------
@@ -750,4 +752,51 @@ async fn logging_in_never_hands_one_users_cart_to_another(h: Harness) {
         Err(CartError::CheckedOut)
     ));
     assert_eq!(carts.user_carts("mallory").await.unwrap().len(), 0);
+}
+
+// ---- 7. a merge on a process whose catalogue misses products ---------------------------------
+
+/// The test catalogue as a process that started before seeding finished sees it: books
+/// above 50 are missing.
+#[derive(Clone, Default)]
+struct HalfCatalog(TestCatalog);
+
+#[async_trait]
+impl Catalog for HalfCatalog {
+    async fn products(&self, kind: &str, ids: &[i64]) -> Result<Vec<Arc<dyn Product>>, BoxError> {
+        let known: Vec<i64> = ids.iter().copied().filter(|id| *id <= 50).collect();
+        self.0.products(kind, &known).await
+    }
+}
+
+async fn a_login_merge_keeps_lines_the_catalogue_does_not_know(h: Harness) {
+    let full = carts(&h);
+    let half = h.builder().catalog(HalfCatalog::default()).build();
+    let store = FlakyStore::default();
+    // Two app servers on one database and one session store; the second one's catalogue
+    // is incomplete.
+    let server_a = app(&full, Adapter::TowerSessions, &store);
+    let server_b = app(&half, Adapter::TowerSessions, &store);
+
+    let earlier = Visitor::new(&server_a, "earlier");
+    earlier.add("/cart/add/book/1", 1).await;
+    earlier.send("POST", "/login/dora", None).await;
+
+    let guest = Visitor::new(&server_a, "guest");
+    assert_eq!(guest.add("/cart/add/book/2", 1).await.status, 200);
+    assert_eq!(guest.add("/cart/add/book/77", 3).await.status, 200);
+    // The login lands on server B.
+    let on_b = Visitor {
+        app: server_b.clone(),
+        ..guest.clone()
+    };
+    let reply = on_b.send("POST", "/login/dora", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body, "2", "both guest lines merged");
+
+    let users = full.active_user_carts("dora").await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].line_count, 3, "book 77 kept, not dropped");
+    assert_eq!(users[0].item_count, 5);
+    assert_eq!(guest.cart().await["count"], 5);
 }

@@ -223,11 +223,14 @@ async fn a_visitor_shops_applies_a_code_and_checks_out() {
     let after = b.json("/cart").await;
     assert_eq!(after["is_empty"], true);
     assert_eq!(after["checked_out"], false);
-    assert_eq!(
-        b.post("/checkout", "").await.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "nothing left to buy"
-    );
+    // A repeated checkout (a double submit, a reload of the confirmation) shows the same
+    // order again and places nothing.
+    let again = b.post("/checkout", "").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert!(again.body.contains("Thank you for your order!"));
+    assert!(again
+        .body
+        .contains(&format!("Total ${}", cart["total"].as_str().unwrap())));
     assert_eq!(
         shop.carts
             .discount("SUMMER25")
@@ -348,4 +351,51 @@ async fn healthz_admin_and_bad_input() {
         1,
         "refused changes changed nothing"
     );
+}
+
+#[tokio::test]
+async fn every_login_gets_a_new_session_and_never_another_users_cart() {
+    let db = temp_db("relogin");
+    let (router, shop) = app(settings(&db)).await.unwrap();
+    let session_id = |b: &Browser| b.cookies.get("shop_session").cloned();
+
+    // Bob has a cart from another device.
+    let mut laptop = Browser::new(&router);
+    laptop.post("/cart/add/book/9", "quantity=4").await;
+    laptop.post("/login", "username=bob").await;
+
+    // Alice logs in on a shared computer and fills her cart.
+    let mut kiosk = Browser::new(&router);
+    kiosk.post("/cart/add/book/1", "quantity=1").await;
+    let guest = session_id(&kiosk).expect("a session");
+    assert_eq!(
+        kiosk.post("/login", "username=alice").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let alice = session_id(&kiosk).expect("a session");
+    assert_ne!(guest, alice, "login cycles the session id");
+    kiosk.post("/cart/add/book/2", "quantity=2").await;
+
+    // Bob logs in on the same session without logging Alice out.
+    assert_eq!(
+        kiosk.post("/login", "username=bob").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let bob = session_id(&kiosk).expect("a session");
+    assert_ne!(
+        alice, bob,
+        "a login over a logged-in session cycles the id too"
+    );
+    assert_eq!(kiosk.json("/cart").await["count"], 4, "Bob's own cart");
+    let alices = shop.carts.active_user_carts("alice").await.unwrap();
+    assert_eq!(alices.len(), 1);
+    assert_eq!(alices[0].item_count, 3, "Alice's cart untouched");
+    let bobs = shop.carts.active_user_carts("bob").await.unwrap();
+    assert_eq!(bobs[0].item_count, 4, "nothing of Alice's in Bob's cart");
+
+    // Alice's old session id no longer works.
+    let mut thief = Browser::new(&router);
+    thief.cookies.insert("shop_session".into(), alice);
+    assert_eq!(thief.json("/cart").await["count"], 0);
+    assert!(!thief.get("/").await.body.contains(r#"<span id="user">"#));
 }
