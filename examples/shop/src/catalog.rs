@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum_cart::{async_trait, BoxError, Catalog, Product};
 use rust_decimal::Decimal;
 
-use crate::db::{cents, Arg, Db};
+use crate::db::{cents, Db};
 
 /// The kinds the shop sells, in display order.
 pub const KINDS: [&str; 3] = ["book", "coffee", "course"];
@@ -46,6 +46,8 @@ pub struct ShopCatalog {
 
 impl ShopCatalog {
     /// Loads the catalogue, seeding it on first start with `per_kind` products of each kind.
+    /// The seed is one transaction that inserts only into an empty table, so the catalogue
+    /// read here is always whole, even while other processes start on the same database.
     pub async fn load(db: &Db, per_kind: i64) -> Result<ShopCatalog, sqlx::Error> {
         let mut rows = db.products().await?;
         if rows.is_empty() {
@@ -158,17 +160,13 @@ fn seed_rows(per_kind: i64) -> Vec<(&'static str, i64, String, Decimal)> {
 }
 
 async fn seed(db: &Db, per_kind: i64) -> Result<(), sqlx::Error> {
-    for (kind, id, name, price) in seed_rows(per_kind) {
-        db.exec(
-            "INSERT INTO shop_products (kind, id, name, price_cents) VALUES (?, ?, ?, ?)",
-            &[
-                Arg::Text(kind),
-                Arg::Int(id),
-                Arg::Text(&name),
-                Arg::Int(cents(price)),
-            ],
-        )
-        .await?;
+    let rows: Vec<(&str, i64, String, i64)> = seed_rows(per_kind)
+        .into_iter()
+        .map(|(kind, id, name, price)| (kind, id, name, cents(price)))
+        .collect();
+    let inserted = db.seed_products(&rows).await?;
+    if inserted > 0 {
+        tracing::info!(products = inserted, "seeded the catalogue");
     }
     Ok(())
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{MySqlPool, PgPool, Row, SqlitePool};
+use sqlx::{
+    ConnectOptions, Connection, MySqlConnection, MySqlPool, PgConnection, PgPool, Row, SqlitePool,
+};
 
 /// The database, whichever backend `DATABASE_URL` names.
 #[derive(Clone)]
@@ -141,12 +143,138 @@ impl Db {
         })
     }
 
-    /// Creates the shop tables and, on first start, its catalogue.
+    /// Creates the shop tables (if missing). Safe to run from several processes at once
+    /// under [`Db::startup_lock`]; on SQLite each `CREATE TABLE IF NOT EXISTS` is atomic.
     pub async fn prepare(&self) -> Result<(), sqlx::Error> {
         for sql in SCHEMA {
             self.exec(sql, &[]).await?;
         }
         Ok(())
+    }
+
+    /// Takes the database-wide start-up lock, so that one process at a time creates and
+    /// migrates tables and seeds data: PostgreSQL `pg_advisory_lock` and MySQL `GET_LOCK`,
+    /// each on a connection of its own outside the pool (so a pool of one connection still
+    /// works), held until [`StartupLock::release`] or the process ends. SQLite needs none:
+    /// its steps are safe by themselves (the cart migrations run in a `BEGIN IMMEDIATE`
+    /// transaction, the seed in another, the tables are `IF NOT EXISTS`).
+    ///
+    /// Waits up to [`STARTUP_LOCK_TIMEOUT`] for another process to finish.
+    pub async fn startup_lock(&self) -> Result<StartupLock, sqlx::Error> {
+        let timeout = |what: &str| {
+            sqlx::Error::Protocol(format!(
+                "{what}: another process held the start-up lock for more than {} s",
+                STARTUP_LOCK_TIMEOUT.as_secs()
+            ))
+        };
+        match self {
+            Db::Sqlite(_) => Ok(StartupLock(LockConn::None)),
+            Db::Postgres(p) => {
+                let mut conn = p.connect_options().connect().await?;
+                let take = sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(STARTUP_LOCK_KEY)
+                    .execute(&mut conn);
+                tokio::time::timeout(STARTUP_LOCK_TIMEOUT, take)
+                    .await
+                    .map_err(|_| timeout("pg_advisory_lock"))??;
+                Ok(StartupLock(LockConn::Postgres(conn)))
+            }
+            Db::MySql(p) => {
+                let mut conn = p.connect_options().connect().await?;
+                // MySQL lock names are server-wide; the session store's `tower_sessions`
+                // database is server-wide too, so one name for the whole server is right.
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+                    .bind(MYSQL_STARTUP_LOCK)
+                    .bind(STARTUP_LOCK_TIMEOUT.as_secs() as i64)
+                    .fetch_one(&mut conn)
+                    .await?;
+                if got != Some(1) {
+                    return Err(timeout("GET_LOCK"));
+                }
+                Ok(StartupLock(LockConn::MySql(conn)))
+            }
+        }
+    }
+
+    /// Inserts the catalogue of a new shop in one transaction, if `shop_products` is still
+    /// empty when the transaction looks; rows already there are left alone (an idempotent
+    /// insert), so two processes seeding at once both end with the whole catalogue and
+    /// nobody ever reads half of it. Returns how many rows this call inserted.
+    pub async fn seed_products(
+        &self,
+        rows: &[(&str, i64, String, i64)],
+    ) -> Result<u64, sqlx::Error> {
+        const COUNT: &str = "SELECT COUNT(*) FROM shop_products";
+        const CHUNK: usize = 100;
+        let values = |n: usize, dollar: bool| {
+            (0..n)
+                .map(|i| {
+                    if dollar {
+                        format!(
+                            "(${}, ${}, ${}, ${})",
+                            4 * i + 1,
+                            4 * i + 2,
+                            4 * i + 3,
+                            4 * i + 4
+                        )
+                    } else {
+                        "(?, ?, ?, ?)".to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        macro_rules! seed {
+            ($tx:expr, $insert:expr, $tail:expr, $dollar:expr) => {{
+                let mut tx = $tx;
+                let existing: i64 = sqlx::query_scalar(COUNT).fetch_one(&mut *tx).await?;
+                let mut inserted = 0;
+                if existing == 0 {
+                    for chunk in rows.chunks(CHUNK) {
+                        let sql = format!(
+                            "{} INTO shop_products (kind, id, name, price_cents) VALUES {}{}",
+                            $insert,
+                            values(chunk.len(), $dollar),
+                            $tail
+                        );
+                        let mut q = sqlx::query(&sql);
+                        for (kind, id, name, cents) in chunk {
+                            q = q.bind(*kind).bind(*id).bind(name.as_str()).bind(*cents);
+                        }
+                        inserted += q.execute(&mut *tx).await?.rows_affected();
+                    }
+                }
+                tx.commit().await?;
+                inserted
+            }};
+        }
+        Ok(match self {
+            // IMMEDIATE: the write lock from the start, so the count cannot go stale.
+            Db::Sqlite(p) => seed!(
+                p.begin_with("BEGIN IMMEDIATE").await?,
+                "INSERT",
+                " ON CONFLICT DO NOTHING",
+                false
+            ),
+            Db::Postgres(p) => seed!(p.begin().await?, "INSERT", " ON CONFLICT DO NOTHING", true),
+            Db::MySql(p) => seed!(p.begin().await?, "INSERT IGNORE", "", false),
+        })
+    }
+
+    /// `SELECT 1`, within `timeout`: is the database there?
+    pub async fn check(&self, timeout: Duration) -> Result<(), String> {
+        let probe = async {
+            match self {
+                Db::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+                Db::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+                Db::MySql(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+            }
+        };
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
     }
 
     /// Every product: (kind, id, name, price).
@@ -208,6 +336,47 @@ impl Db {
                     .await?
             }
         })
+    }
+}
+
+/// How long a starting process waits for another one's start-up preparation.
+pub const STARTUP_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
+/// The PostgreSQL advisory-lock key of the start-up preparation (per database).
+const STARTUP_LOCK_KEY: i64 = 0x7368_6f70_5f73_7461; // "shop_sta"
+/// The MySQL lock name of the start-up preparation.
+const MYSQL_STARTUP_LOCK: &str = "axum_cart_shop_startup";
+
+/// The start-up lock of [`Db::startup_lock`]; released by [`StartupLock::release`], or by
+/// the database when the connection closes (a process that dies holding it).
+pub struct StartupLock(LockConn);
+
+enum LockConn {
+    None,
+    Postgres(PgConnection),
+    MySql(MySqlConnection),
+}
+
+impl StartupLock {
+    /// Releases the lock and closes its connection.
+    pub async fn release(self) -> Result<(), sqlx::Error> {
+        match self.0 {
+            LockConn::None => {}
+            LockConn::Postgres(mut conn) => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(STARTUP_LOCK_KEY)
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+            }
+            LockConn::MySql(mut conn) => {
+                sqlx::query("SELECT RELEASE_LOCK(?)")
+                    .bind(MYSQL_STARTUP_LOCK)
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+            }
+        }
+        Ok(())
     }
 }
 

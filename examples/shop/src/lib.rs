@@ -15,6 +15,16 @@
 //! | `MAX_QUANTITY` | `999` | the most units one line may hold (benchmarks raise it) |
 //! | `SEED_PER_KIND` | `100` | products of each kind seeded into a new database |
 //! | `SESSION_CACHE` | on for SQLite, off otherwise | `1`/`0`: keep sessions and carts in memory in front of the database (only for a single process: other processes would not see a cached change) |
+//! | `HEADER_TIMEOUT_SECS` | `10` | a connection whose request head has not fully arrived this long after the connection opened (or after its previous answer, for a kept-alive one) is closed |
+//! | `BODY_TIMEOUT_SECS` | `15` | the longest wait for the next piece of a request body; then the request fails and the connection is closed |
+//! | `REQUEST_TIMEOUT_SECS` | `30` | the longest a request may take from its head to its answer (slow body included); then 408 |
+//! | `MAX_BODY_BYTES` | `65536` | the largest request body; a larger declared `Content-Length` gets 413 at once |
+//! | `MAX_CONNECTIONS` | `1024` | the most client connections served at once; more wait in the listen queue until one closes |
+//!
+//! Probes: `/healthz` (liveness) answers `ok` without touching anything; `/readyz`
+//! (readiness) checks the database and the session store within 2 s each and answers 200
+//! `ready`, or 503 naming what is down, with `Retry-After`. Every 503 the shop sends carries
+//! `Retry-After`.
 
 pub mod auth;
 pub mod catalog;
@@ -124,11 +134,80 @@ pub struct Shop {
     pub settings: Arc<Settings>,
 }
 
+/// The limits `serve` puts on connections and requests, from the environment.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A request head must have arrived this long after the connection opened (or after the
+    /// previous answer on a kept-alive connection), or the connection is closed.
+    pub header_timeout: std::time::Duration,
+    /// The longest wait for the next piece of a request body.
+    pub body_timeout: std::time::Duration,
+    /// The longest a request may take, from its head to its answer.
+    pub request_timeout: std::time::Duration,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// The most connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(15),
+            request_timeout: std::time::Duration::from_secs(30),
+            max_body_bytes: 64 * 1024,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Reads `HEADER_TIMEOUT_SECS`, `BODY_TIMEOUT_SECS`, `REQUEST_TIMEOUT_SECS`,
+    /// `MAX_BODY_BYTES` and `MAX_CONNECTIONS`; a malformed value is an error that names the
+    /// variable.
+    pub fn from_env() -> Result<Limits, String> {
+        let defaults = Limits::default();
+        let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+            match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| format!("{name} must be a number from 1 to {max}, got {v:?}")),
+            }
+        };
+        let secs = |name: &str, default: std::time::Duration| {
+            number(name, default.as_secs(), 86_400).map(std::time::Duration::from_secs)
+        };
+        Ok(Limits {
+            header_timeout: secs("HEADER_TIMEOUT_SECS", defaults.header_timeout)?,
+            body_timeout: secs("BODY_TIMEOUT_SECS", defaults.body_timeout)?,
+            request_timeout: secs("REQUEST_TIMEOUT_SECS", defaults.request_timeout)?,
+            max_body_bytes: number("MAX_BODY_BYTES", defaults.max_body_bytes as u64, 1 << 30)?
+                as usize,
+            max_connections: number(
+                "MAX_CONNECTIONS",
+                defaults.max_connections as u64,
+                1_000_000,
+            )? as usize,
+        })
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Opens the database, migrates, seeds, and builds the whole app.
+///
+/// Several processes may start at once on one database: the preparation (the shop's
+/// tables, the catalogue, the cart tables, the discounts, the session table) runs under
+/// one database-wide lock ([`Db::startup_lock`]), and the catalogue is read only once it is
+/// whole.
 pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     let db = Db::connect(&settings.database_url).await?;
+    let lock = db.startup_lock().await?;
     db.prepare().await?;
     let catalog = ShopCatalog::load(&db, settings.seed_per_kind).await?;
     let carts = Carts::builder(db.store())
@@ -142,6 +221,7 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     carts.migrate().await?;
     seed_discounts(&carts).await?;
     let sessions = Sessions::open(&db, settings.redis_url.as_deref()).await?;
+    lock.release().await?;
     {
         let sessions = sessions.clone();
         tokio::spawn(async move {
@@ -165,6 +245,7 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         .settings
         .session_cache
         .then(|| MokaStore::new(Some(100_000)));
+    let probe = (db.clone(), sessions.clone());
     let session_layer = SessionManagerLayer::new(sessions::Cached {
         cache,
         store: sessions,
@@ -216,9 +297,62 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
             }));
         router = router.nest("/admin", admin);
     }
-    // The liveness probe does no session or database work.
-    let router = router.route("/healthz", get(|| async { "ok" }));
+    // The liveness probe does no session or database work; the readiness probe checks both.
+    let router = router
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let (db, sessions) = probe.clone();
+                async move { readyz(&db, &sessions).await }
+            }),
+        )
+        .layer(middleware::map_response(retry_after_on_503));
     Ok((router, shop))
+}
+
+/// How long `/readyz` waits for each dependency.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The readiness probe: 200 `ready` when the database and the session store both answer
+/// within [`READY_TIMEOUT`]; else 503 naming what is down (checked side by side).
+async fn readyz(db: &Db, sessions: &Sessions) -> Response {
+    let (database, store) = tokio::join!(db.check(READY_TIMEOUT), sessions.check(READY_TIMEOUT));
+    let mut down = Vec::new();
+    if let Err(e) = database {
+        tracing::warn!(error = %e, "readiness: the database is unavailable");
+        down.push("database");
+    }
+    if let Err(e) = store {
+        tracing::warn!(error = %e, "readiness: the session store is unavailable");
+        down.push("session store");
+    }
+    let mut res = if down.is_empty() {
+        "ready".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {} unavailable", down.join(" and ")),
+        )
+            .into_response()
+    };
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+/// Every 503 the shop sends (the session store or the database unavailable, from the
+/// shop's handlers or the library's cart routes) tells the client when to try again.
+async fn retry_after_on_503(mut res: Response) -> Response {
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !res.headers().contains_key(header::RETRY_AFTER)
+    {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
+    res
 }
 
 /// Where axum-login keeps the user in the session (its default).
@@ -258,15 +392,92 @@ async fn load_session(session: tower_sessions::Session, req: Request, next: Next
     next.run(req).await
 }
 
-/// Serves the shop until the process is stopped.
-pub async fn serve(settings: Settings) -> Result<(), BoxError> {
+/// Serves the shop until the process is stopped, with `limits` on every connection and
+/// request (see [`limit_requests`] and [`serve_router`]).
+pub async fn serve(settings: Settings, limits: Limits) -> Result<(), BoxError> {
     let bind = settings.bind;
     let (router, _) = app(settings).await?;
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     tracing::info!("shop listening on http://{bind}");
     println!("The shop is open at http://{bind}");
-    axum::serve(listener, router).await?;
+    serve_router(listener, limit_requests(router, &limits), &limits).await;
     Ok(())
+}
+
+/// The request limits of [`Limits`] as tower-http layers around `router`: the body size
+/// (413 for a larger declared `Content-Length`, before anything is read), the wait for each
+/// piece of the body, and the whole request's time (408).
+pub fn limit_requests(router: Router, limits: &Limits) -> Router {
+    use tower_http::limit::RequestBodyLimitLayer;
+    use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+    router
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+}
+
+/// Accepts connections on `listener` and serves HTTP/1.1 on each (hyper's connection
+/// builder, as `axum::serve` does), with the header read timeout of `limits` and at most
+/// `limits.max_connections` connections at once: beyond that, the loop stops accepting and
+/// new connections wait in the kernel's listen queue until one closes. Never returns; an
+/// accept error (such as running out of file descriptors) is logged and retried.
+pub async fn serve_router(listener: tokio::net::TcpListener, router: Router, limits: &Limits) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let http = Arc::new(http);
+    let mut warned_full = false;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if !warned_full {
+                    tracing::warn!(
+                        max = limits.max_connections,
+                        "connection limit reached; new connections wait"
+                    );
+                    warned_full = true;
+                }
+                match permits.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    // The semaphore is never closed.
+                    Err(_) => return,
+                }
+            }
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::error!(error = %e, "accept failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if permits.available_permits() > limits.max_connections / 10 {
+            warned_full = false;
+        }
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let http = http.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+                // Timeouts, resets and malformed requests of one client end its connection
+                // only.
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
 }
 
 async fn seed_discounts(carts: &Carts) -> Result<(), CartError> {

@@ -22,7 +22,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match shop::serve(settings).await {
+    let limits = match shop::Limits::from_env() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match shop::serve(settings, limits).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

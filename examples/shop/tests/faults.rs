@@ -7,10 +7,13 @@
 //! - SIGKILL in the middle of a storm of adds and checkouts on SQLite: after a restart on the
 //!   same file every acknowledged write is there and the discount counts are consistent;
 //! - a pool of 2 connections under load while the cart table is locked: requests wait up to
-//!   the pool timeout (5 s) and then get 503; nothing crashes, and everything works after.
+//!   the pool timeout (5 s) and then get 503; nothing crashes, and everything works after;
+//! - the session store (Redis, behind a proxy) goes away: session requests get 503 with
+//!   `Retry-After` within a few seconds, `/readyz` names the store, `/healthz` stays 200,
+//!   and the same process serves again within seconds of Redis coming back.
 //!
-//! The PostgreSQL tests need `CART_TEST_POSTGRES_URL` and skip loudly without it; the SQLite
-//! test always runs. See `docs/RELIABILITY.md`, "Faults".
+//! The PostgreSQL tests need `CART_TEST_POSTGRES_URL` (and the Redis ones
+//! `CART_TEST_REDIS_URL`) and skip loudly without them; the SQLite test always runs. See `docs/RELIABILITY.md`, "Faults".
 
 mod support;
 
@@ -22,87 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum_cart::{Carts, NewDiscount};
 use rust_decimal::Decimal;
-use support::{free_port, Client, PgSchema, Response, ShopProcess};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
-
-/// The shops of the PostgreSQL tests start one at a time: the session store's first
-/// `CREATE SCHEMA IF NOT EXISTS tower_sessions` is not safe to race.
-static PG_START: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-// ---- a TCP proxy that can be pulled ------------------------------------------------------
-
-/// Forwards 127.0.0.1:`port` to the database. `down` closes the listening socket and every
-/// forwarded connection (new connections are refused); `up` listens again on the same port.
-struct Proxy {
-    port: u16,
-    upstream: (String, u16),
-    task: Option<JoinHandle<()>>,
-}
-
-impl Proxy {
-    async fn start(upstream: (String, u16)) -> Proxy {
-        let mut proxy = Proxy {
-            port: free_port(),
-            upstream,
-            task: None,
-        };
-        proxy.up().await;
-        proxy
-    }
-
-    async fn up(&mut self) {
-        let started = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(l) => break l,
-                Err(e) if started.elapsed() < Duration::from_secs(10) => {
-                    eprintln!("proxy: port {} not free yet ({e}), retrying", self.port);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("proxy cannot listen on {}: {e}", self.port),
-            }
-        };
-        let upstream = self.upstream.clone();
-        self.task = Some(tokio::spawn(async move {
-            // Dropping the set (when this task is aborted) aborts every forwarding task,
-            // which closes both sides of every connection.
-            let mut conns = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((mut client, _)) = accepted else { continue };
-                        let upstream = upstream.clone();
-                        conns.spawn(async move {
-                            if let Ok(mut server) =
-                                TcpStream::connect((upstream.0.as_str(), upstream.1)).await
-                            {
-                                let _ = tokio::io::copy_bidirectional(&mut client, &mut server)
-                                    .await;
-                            }
-                        });
-                    }
-                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
-                }
-            }
-        }));
-    }
-
-    async fn down(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
+use support::{Client, PgSchema, Proxy, Response, ShopProcess};
 
 /// Sends a request and measures how long the answer took (at most 30 s, then it panics:
 /// a hang is a failure).
@@ -152,10 +75,7 @@ async fn database_down(test: &str, redis: Option<String>) {
     if let Some(redis) = &redis {
         env.push(("REDIS_URL", redis.as_str()));
     }
-    let mut shop = {
-        let _one_at_a_time = PG_START.lock().await;
-        ShopProcess::start(test, &env).await
-    };
+    let mut shop = ShopProcess::start(test, &env).await;
     let addr = shop.addr;
 
     // A visitor with a cart (sessions are in the database too).
@@ -216,6 +136,11 @@ async fn database_down(test: &str, redis: Option<String>) {
             "{method} {path} (json: {json}) while the database is down: {}",
             res.body
         );
+        assert!(
+            res.header("retry-after").is_some(),
+            "{method} {path}: a 503 says when to retry: {:?}",
+            res.headers
+        );
         if json {
             let body = res.json();
             assert!(
@@ -243,6 +168,14 @@ async fn database_down(test: &str, redis: Option<String>) {
     assert!(shop.alive(), "the shop survived the outage");
     let (health, _) = timed(&mut Client::new(), addr, "GET", "/healthz", false, None).await;
     assert_eq!(health.status, 200);
+    let (ready, ready_took) = timed(&mut Client::new(), addr, "GET", "/readyz", false, None).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.contains("database"), "{}", ready.body);
+    assert!(ready.header("retry-after").is_some());
+    assert!(
+        ready_took < Duration::from_secs(5),
+        "/readyz took {ready_took:?}"
+    );
     let outage = down_at.elapsed();
 
     // Bring the database back: the same process serves again, the cart is intact.
@@ -282,6 +215,149 @@ async fn database_down(test: &str, redis: Option<String>) {
         "{test}: 1 outage of {outage:.1?}; 8 requests during it, all 503 (slowest \
          {slowest:.1?}), /healthz 200; first success {recovered:.1?} after the database came \
          back; no restart\n  {}",
+        answers.join("\n  ")
+    );
+}
+
+// ---- the session store goes away --------------------------------------------------------
+
+/// Shop on PostgreSQL with its sessions in Redis, reached through a proxy that is pulled
+/// and put back: while Redis is away, requests that load the session answer 503 with
+/// `Retry-After` within a few seconds (the store calls are bounded), `/readyz` names the
+/// session store, `/healthz` stays 200; once the proxy is back, the same process serves the
+/// same cart again within seconds (the Redis pool reconnects by itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_store_down_answers_503_then_reconnects_without_restart() {
+    let test = "faults-redis-down";
+    let Some(redis) = support::redis_url(test) else {
+        return;
+    };
+    let Some(schema) = PgSchema::create(test).await else {
+        return;
+    };
+    let mut proxy = Proxy::start(support::redis_upstream(&redis)).await;
+    let redis_via = support::redis_url_via(&redis, proxy.port);
+    let mut shop = ShopProcess::start(
+        test,
+        &[
+            ("DATABASE_URL", schema.url.as_str()),
+            ("REDIS_URL", redis_via.as_str()),
+            ("SESSION_CACHE", "0"),
+        ],
+    )
+    .await;
+    let addr = shop.addr;
+
+    let mut visitor = Client::new();
+    let (res, _) = timed(&mut visitor, addr, "POST", "/cart/add/book/1", true, None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let (ready, _) = timed(&mut Client::new(), addr, "GET", "/readyz", false, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
+
+    // Pull Redis; three rounds over the outage: each request that loads the session gets a
+    // prompt 503, not a hang, and never a different answer.
+    proxy.down().await;
+    let down_at = Instant::now();
+    let mut answers = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for round in 0..3 {
+        let requests: [(&str, &str, bool); 4] = [
+            ("GET", "/cart", true),
+            ("GET", "/cart", false),
+            ("GET", "/", false),
+            ("POST", "/cart/add/book/2", true),
+        ];
+        let mut tasks = Vec::new();
+        for (method, path, json) in requests {
+            let mut c = visitor.clone();
+            tasks.push(tokio::spawn(async move {
+                let (res, took) = timed(&mut c, addr, method, path, json, None).await;
+                (method, path, json, res, took)
+            }));
+        }
+        for t in tasks {
+            let (method, path, json, res, took) = t.await.unwrap();
+            answers.push(format!(
+                "round {round}: {method} {path} (json {json}) -> {} in {took:.1?}",
+                res.status
+            ));
+            slowest = slowest.max(took);
+            assert_eq!(
+                res.status, 503,
+                "{method} {path} while Redis is down: {}",
+                res.body
+            );
+            assert_eq!(res.header("retry-after"), Some("5"), "{:?}", res.headers);
+            assert!(
+                took < Duration::from_secs(6),
+                "{method} {path}: a 503 within a few seconds, took {took:?}"
+            );
+            if json {
+                assert_eq!(res.json()["code"], "session_unavailable", "{}", res.body);
+            } else {
+                assert!(res.body.contains("temporarily unavailable"), "{}", res.body);
+            }
+        }
+        let (ready, ready_took) =
+            timed(&mut Client::new(), addr, "GET", "/readyz", false, None).await;
+        assert_eq!(ready.status, 503, "{}", ready.body);
+        assert!(ready.body.contains("session store"), "{}", ready.body);
+        assert!(!ready.body.contains("database"), "{}", ready.body);
+        assert!(ready.header("retry-after").is_some());
+        assert!(
+            ready_took < Duration::from_secs(5),
+            "/readyz took {ready_took:?}"
+        );
+        let (health, health_took) =
+            timed(&mut Client::new(), addr, "GET", "/healthz", false, None).await;
+        assert_eq!(health.status, 200);
+        assert!(
+            health_took < Duration::from_secs(1),
+            "/healthz took {health_took:?}"
+        );
+    }
+    assert!(shop.alive(), "the shop survived the outage");
+    let outage = down_at.elapsed();
+
+    // Put Redis back: the same process serves the same cart again, by itself.
+    proxy.up().await;
+    let back_at = Instant::now();
+    let mut polls = 0;
+    let recovered = loop {
+        polls += 1;
+        let (res, _) = timed(&mut visitor, addr, "GET", "/cart", true, None).await;
+        if res.status == 200 {
+            assert_eq!(res.json()["count"], 1, "the cart survived: {}", res.body);
+            break back_at.elapsed();
+        }
+        assert_eq!(res.status, 503, "{}", res.body);
+        assert!(
+            back_at.elapsed() < Duration::from_secs(15),
+            "no recovery within 15 s of Redis coming back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (res, _) = timed(&mut visitor, addr, "POST", "/cart/add/book/2", true, None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["count"], 2);
+    let mut newcomer = Client::new();
+    let (res, _) = timed(&mut newcomer, addr, "POST", "/cart/add/book/3", true, None).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let (ready, _) = timed(&mut Client::new(), addr, "GET", "/readyz", false, None).await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
+    assert!(shop.alive());
+    shop.kill();
+    proxy.down().await;
+    let keys: Vec<String> = [&visitor, &newcomer]
+        .iter()
+        .filter_map(|c| c.session().map(str::to_owned))
+        .collect();
+    support::redis_del(&redis, &keys).await.unwrap();
+    eprintln!(
+        "{test}: Redis away for {outage:.1?}: 3 rounds of 4 session requests, all 503 with \
+         Retry-After (slowest {slowest:.1?}), /readyz 503 naming the session store, /healthz \
+         200; first cart served {recovered:.1?} after Redis came back ({polls} polls), no \
+         restart\n  {}",
         answers.join("\n  ")
     );
 }
@@ -615,18 +691,15 @@ async fn a_tiny_pool_under_load_waits_then_answers_503() {
     let Some(schema) = PgSchema::create(test).await else {
         return;
     };
-    let mut shop = {
-        let _one_at_a_time = PG_START.lock().await;
-        ShopProcess::start(
-            test,
-            &[
-                ("DATABASE_URL", &schema.url),
-                ("SESSION_CACHE", "0"),
-                ("DATABASE_MAX_CONNECTIONS", "2"),
-            ],
-        )
-        .await
-    };
+    let mut shop = ShopProcess::start(
+        test,
+        &[
+            ("DATABASE_URL", &schema.url),
+            ("SESSION_CACHE", "0"),
+            ("DATABASE_MAX_CONNECTIONS", "2"),
+        ],
+    )
+    .await;
     let addr = shop.addr;
 
     // 20 visitors with a cart each.

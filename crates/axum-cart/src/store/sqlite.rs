@@ -368,7 +368,14 @@ impl Backend for SqliteBackend {
     }
 
     async fn migrate(&self) -> Result<(), CartError> {
-        migrations().run(&self.pool).await?;
+        // sqlx takes no lock on SQLite (its `lock` is a no-op): two processes migrating one
+        // fresh file would both apply the first migration, and one fails. Migrating inside
+        // one `BEGIN IMMEDIATE` transaction holds SQLite's write lock from the first
+        // statement: a second process waits (busy timeout) and then finds the migrations
+        // applied. sqlx runs each migration in a savepoint of this transaction.
+        let mut tx = self.writer()?.begin_with("BEGIN IMMEDIATE").await?;
+        migrations().run_direct(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

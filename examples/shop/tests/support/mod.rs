@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -335,6 +336,81 @@ impl Drop for ShopProcess {
     }
 }
 
+// ---- a TCP proxy that can be pulled ------------------------------------------------------
+
+/// Forwards 127.0.0.1:`port` to a server (the database, Redis). `down` closes the listening
+/// socket and every forwarded connection (new connections are refused); `up` listens again
+/// on the same port. The shared servers themselves are never touched.
+pub struct Proxy {
+    pub port: u16,
+    upstream: (String, u16),
+    task: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: (String, u16)) -> Proxy {
+        let mut proxy = Proxy {
+            port: free_port(),
+            upstream,
+            task: None,
+        };
+        proxy.up().await;
+        proxy
+    }
+
+    pub async fn up(&mut self) {
+        let started = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                    eprintln!("proxy: port {} not free yet ({e}), retrying", self.port);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("proxy cannot listen on {}: {e}", self.port),
+            }
+        };
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            // Dropping the set (when this task is aborted) aborts every forwarding task,
+            // which closes both sides of every connection.
+            let mut conns = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { continue };
+                        let upstream = upstream.clone();
+                        conns.spawn(async move {
+                            if let Ok(mut server) =
+                                TcpStream::connect((upstream.0.as_str(), upstream.1)).await
+                            {
+                                let _ = tokio::io::copy_bidirectional(&mut client, &mut server)
+                                    .await;
+                            }
+                        });
+                    }
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                }
+            }
+        }));
+    }
+
+    pub async fn down(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 // ---- PostgreSQL --------------------------------------------------------------------------
 
 /// A fresh schema in the database of `CART_TEST_POSTGRES_URL`, dropped when this is dropped.
@@ -438,6 +514,114 @@ pub fn run_detached(f: impl std::future::Future<Output = ()> + Send + 'static) {
     .join();
 }
 
+/// A fresh database (not a schema: the session store's own `tower_sessions` schema is per
+/// database) on the server of `CART_TEST_POSTGRES_URL`, dropped when this is dropped.
+pub struct PgDatabase {
+    pub base_url: String,
+    pub name: String,
+    /// What a shop process gets.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// `None` (after a loud SKIPPED line) when `CART_TEST_POSTGRES_URL` is unset.
+    pub async fn create(test: &str) -> Option<PgDatabase> {
+        let Ok(base_url) = std::env::var("CART_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED ({test}): CART_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let name = unique_name("shop_d");
+        let admin = sqlx::PgPool::connect(&base_url)
+            .await
+            .expect("connect postgres");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let url = replace_db(&base_url, &name);
+        Some(PgDatabase {
+            base_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (base_url, name) = (self.base_url.clone(), self.name.clone());
+        run_detached(async move {
+            if let Ok(admin) = sqlx::PgPool::connect(&base_url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await;
+                admin.close().await;
+            }
+        });
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`, the query kept.
+fn replace_db(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with ://");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (rest, String::new()),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+// ---- MySQL -------------------------------------------------------------------------------
+
+/// A fresh database on the server of `CART_TEST_MYSQL_URL`, dropped when this is dropped.
+pub struct MySqlDatabase {
+    pub base_url: String,
+    pub name: String,
+    /// What a shop process gets.
+    pub url: String,
+}
+
+impl MySqlDatabase {
+    /// `None` (after a loud SKIPPED line) when `CART_TEST_MYSQL_URL` is unset.
+    pub async fn create(test: &str) -> Option<MySqlDatabase> {
+        let Ok(base_url) = std::env::var("CART_TEST_MYSQL_URL") else {
+            eprintln!("SKIPPED ({test}): CART_TEST_MYSQL_URL is not set");
+            return None;
+        };
+        let name = unique_name("shop_d");
+        let admin = sqlx::MySqlPool::connect(&base_url)
+            .await
+            .expect("connect mysql");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let url = replace_db(&base_url, &name);
+        Some(MySqlDatabase {
+            base_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for MySqlDatabase {
+    fn drop(&mut self) {
+        let (base_url, name) = (self.base_url.clone(), self.name.clone());
+        run_detached(async move {
+            if let Ok(admin) = sqlx::MySqlPool::connect(&base_url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&admin)
+                    .await;
+                admin.close().await;
+            }
+        });
+    }
+}
+
 // ---- Redis -------------------------------------------------------------------------------
 
 /// `CART_TEST_REDIS_URL`, or `None` after a loud SKIPPED line.
@@ -449,6 +633,28 @@ pub fn redis_url(test: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Where the Redis of `url` listens (host, port).
+pub fn redis_upstream(url: &str) -> (String, u16) {
+    let rest = url.strip_prefix("redis://").expect("a redis:// URL");
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    match hostport.rsplit_once(':') {
+        Some((h, p)) => (h.to_owned(), p.parse().expect("a Redis port")),
+        None => (hostport.to_owned(), 6379),
+    }
+}
+
+/// `url` with its host and port replaced by `127.0.0.1:<port>` (a proxy).
+pub fn redis_url_via(url: &str, port: u16) -> String {
+    let rest = url.strip_prefix("redis://").expect("a redis:// URL");
+    let (userinfo, hostpart) = match rest.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), rest),
+    };
+    let tail = hostpart.find('/').map_or("", |i| &hostpart[i..]);
+    format!("redis://{userinfo}127.0.0.1:{port}{tail}")
 }
 
 /// Sends RESP commands to the Redis of `url` (selecting its database number, if any) and
