@@ -1106,14 +1106,14 @@ async fn database_unavailable_is_503_and_header_of_a_visitor_without_cart_needs_
         "an empty cart page needs no query either"
     );
 
-    let message = client
-        .post_json("/cart/add/book/1", json!({}))
-        .await
-        .error(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
+    let reply = client.post_json("/cart/add/book/1", json!({})).await;
+    let message = reply.error(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable");
     assert!(!message.contains("closed"), "no driver details: {message}");
+    assert_eq!(reply.headers.get(header::RETRY_AFTER).unwrap(), "5");
     let page = client.post_form("/cart/add/book/1", "").await;
     assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.body.contains("temporarily unavailable"));
+    assert_eq!(page.headers.get(header::RETRY_AFTER).unwrap(), "5", "every 503");
 }
 
 #[tokio::test]

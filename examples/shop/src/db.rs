@@ -57,7 +57,7 @@ const SCHEMA: [&str; 4] = [
 
 impl Db {
     /// Opens the database named by `url`; a SQLite file is created if missing, in WAL mode.
-    /// The pool holds at most `DATABASE_MAX_CONNECTIONS` connections (8 on SQLite, 16
+    /// The pool holds at most `DATABASE_MAX_CONNECTIONS` connections (4 on SQLite, 16
     /// otherwise) and a request waits at most 5 s for one.
     pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
         let max_connections = |default: u32| match std::env::var("DATABASE_MAX_CONNECTIONS") {
