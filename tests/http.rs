@@ -22,8 +22,8 @@ use axum::Router;
 use axum_cart::{
     async_trait, filters, BoxError, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter,
     CartView, Carts, CartsBuilder, Catalog, InventoryChecker, MemorySession, NewDiscount, Order,
-    Product, ProductRef, SessionAdapter, ShippingCalculator, ShippingOption, SignedCookieConfig,
-    Store,
+    Product, ProductRef, SameSiteLayer, SessionAdapter, ShippingCalculator, ShippingOption,
+    SignedCookieConfig, Store,
 };
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -1113,7 +1113,11 @@ async fn database_unavailable_is_503_and_header_of_a_visitor_without_cart_needs_
     let page = client.post_form("/cart/add/book/1", "").await;
     assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.body.contains("temporarily unavailable"));
-    assert_eq!(page.headers.get(header::RETRY_AFTER).unwrap(), "5", "every 503");
+    assert_eq!(
+        page.headers.get(header::RETRY_AFTER).unwrap(),
+        "5",
+        "every 503"
+    );
 }
 
 #[tokio::test]
@@ -1140,6 +1144,8 @@ async fn cross_site_posts_are_refused() {
             ("sec-fetch-site", "cross-site"),
             ("origin", "http://shop.test"),
         ][..],
+        // A sibling subdomain is another site by default.
+        &[("sec-fetch-site", "same-site")][..],
     ] {
         let reply = client
             .request("POST", "/cart/add/book/1", &form(extra), "quantity=1")
@@ -1161,7 +1167,7 @@ async fn cross_site_posts_are_refused() {
 
     for extra in [
         &[("sec-fetch-site", "same-origin")][..],
-        &[("sec-fetch-site", "same-site")][..],
+        &[("sec-fetch-site", "none")][..],
         &[("origin", "http://shop.test")][..],
         &[("origin", "http://SHOP.test:80")][..],
         &[][..],
@@ -1177,6 +1183,79 @@ async fn cross_site_posts_are_refused() {
         );
     }
     assert_eq!(client.cart().await["count"], 5);
+
+    // An app served from several subdomains allows them deliberately.
+    let lenient = session_app(
+        &db.carts(),
+        CartRouter::new().same_site(SameSiteLayer::new().allow_same_site(true)),
+    );
+    let mut sibling = Client::new(&lenient);
+    let reply = sibling
+        .request(
+            "POST",
+            "/cart/add/book/1",
+            &form(&[("sec-fetch-site", "same-site")]),
+            "quantity=1",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let reply = sibling
+        .request(
+            "POST",
+            "/cart/add/book/1",
+            &form(&[("sec-fetch-site", "cross-site")]),
+            "quantity=1",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_same_site_layer_guards_an_apps_own_routes() {
+    let placed = Arc::new(AtomicU64::new(0));
+    let counter = placed.clone();
+    let app: Router = Router::new()
+        .route(
+            "/checkout",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    "Thank you for your order!"
+                }
+            })
+            .get(|| async { "the checkout page" }),
+        )
+        .layer(SameSiteLayer::new());
+    let mut client = Client::new(&app);
+    let evil = [
+        ("accept", HTML),
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("host", "shop.test"),
+    ];
+    let reply = client
+        .request("POST", "/checkout", &evil, Body::empty())
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(reply.body.contains("Cross-site"), "{}", reply.body);
+    let json = [("accept", JSON), ("sec-fetch-site", "cross-site")];
+    client
+        .request("DELETE", "/checkout", &json, Body::empty())
+        .await
+        .error(StatusCode::FORBIDDEN, "cross_site_request");
+    assert_eq!(placed.load(Ordering::SeqCst), 0, "no order placed");
+    // Reads are never refused; same-origin posts pass.
+    let reply = client
+        .request("GET", "/checkout", &evil, Body::empty())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let same = [("origin", "http://shop.test"), ("host", "shop.test")];
+    let reply = client
+        .request("POST", "/checkout", &same, Body::empty())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(placed.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -42,6 +42,7 @@ pub mod layer;
 mod money;
 pub mod product;
 pub mod router;
+mod same_site;
 pub mod serial;
 pub mod session;
 pub mod shipping;
@@ -64,6 +65,7 @@ pub use inventory::{AlwaysInStock, InventoryChecker};
 pub use layer::{CartLayer, CartService};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
 pub use router::{cart_router, CartDetails, CartItem, CartRouter};
+pub use same_site::{SameSiteLayer, SameSiteService};
 pub use serial::CartPayload;
 pub use session::{
     MemorySession, SessionAdapter, SignedCookieConfig, SignedCookieSession, TowerSession,

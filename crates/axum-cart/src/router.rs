@@ -83,6 +83,7 @@ pub struct CartRouter {
     hook: Option<CheckoutHook>,
     template: Option<TemplateFn>,
     body_limit: usize,
+    same_site: crate::SameSiteLayer,
 }
 
 impl Default for CartRouter {
@@ -97,6 +98,7 @@ impl fmt::Debug for CartRouter {
             .field("checkout_hook", &self.hook.is_some())
             .field("custom_template", &self.template.is_some())
             .field("body_limit", &self.body_limit)
+            .field("same_site", &self.same_site)
             .finish()
     }
 }
@@ -108,7 +110,24 @@ impl CartRouter {
             hook: None,
             template: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            same_site: crate::SameSiteLayer::new(),
         }
+    }
+
+    /// How the routes judge a browser's cross-site POST (refused with 403); default
+    /// [`SameSiteLayer::new`](crate::SameSiteLayer::new), which also refuses a sibling
+    /// subdomain (`Sec-Fetch-Site: same-site`).
+    ///
+    /// ```
+    /// use axum_cart::{CartRouter, SameSiteLayer};
+    /// // The shop posts from www.example.com to cart.example.com.
+    /// let routes: axum::Router = CartRouter::new()
+    ///     .same_site(SameSiteLayer::new().allow_same_site(true))
+    ///     .build();
+    /// ```
+    pub fn same_site(mut self, policy: crate::SameSiteLayer) -> Self {
+        self.same_site = policy;
+        self
     }
 
     /// Runs `hook` after a checkout went through, with the [`Order`] returned by
@@ -166,6 +185,7 @@ impl CartRouter {
             })
             .fallback(method_not_allowed)
         };
+        let same_site = settings.same_site;
         Router::new()
             .route("/cart", page)
             .route("/cart/add/{kind}/{id}", action(Action::Add))
@@ -179,6 +199,8 @@ impl CartRouter {
                 "/cart/shipping-options",
                 get(shipping_options).fallback(method_not_allowed),
             )
+            // Before anything is read: a forged request from another site changes nothing.
+            .layer(same_site)
     }
 }
 
@@ -500,55 +522,20 @@ async fn method_not_allowed(req: Request) -> Response {
 
 // ---- cross-site requests ---------------------------------------------------------------
 
-/// Refuses a browser's cross-site POST: `Sec-Fetch-Site` when the browser sends it, else
-/// `Origin` against `Host`. Requests with neither header (non-browser clients) pass.
-fn same_site_only(parts: &Parts) -> Result<(), HttpError> {
-    if cross_site(&parts.headers, &parts.uri) {
-        Err(HttpError::new(
-            StatusCode::FORBIDDEN,
-            "cross_site_request",
-            "Cross-site requests cannot change the cart.",
-        ))
-    } else {
-        Ok(())
-    }
+/// Whether a browser says this request comes from another site, by the strict default of
+/// [`SameSiteLayer`](crate::SameSiteLayer).
+pub(crate) fn cross_site(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+    crate::same_site::SameSiteLayer::new().is_cross_site(headers, uri)
 }
 
-/// Whether a browser says this request comes from another site: `Sec-Fetch-Site` other
-/// than same-origin / same-site / none, or an `Origin` whose host is not the request's.
-/// Clients that send neither header (non-browsers) are not cross-site.
-pub(crate) fn cross_site(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = site.to_str().unwrap_or("").trim().to_ascii_lowercase();
-        return !matches!(site.as_str(), "same-origin" | "same-site" | "none");
-    }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return false;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return true;
-    };
-    let Some((scheme, origin_host)) = origin.trim().split_once("://") else {
-        return true;
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()));
-    let Some(host) = host else { return true };
-    let normal = |host: &str| {
-        let host = host.trim().trim_end_matches('/').to_ascii_lowercase();
-        let default_port = if scheme.eq_ignore_ascii_case("https") {
-            ":443"
-        } else {
-            ":80"
-        };
-        host.strip_suffix(default_port)
-            .map(str::to_owned)
-            .unwrap_or(host)
-    };
-    normal(origin_host) != normal(&host)
+/// An error answer for a request head, in the client's format.
+pub(crate) fn refusal(
+    parts: &Parts,
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+) -> Response {
+    HttpError::new(status, code, message).render(Format::of(&parts.headers), &url_of(parts))
 }
 
 // ---- request bodies --------------------------------------------------------------------
@@ -785,7 +772,6 @@ async fn change(
     cart_url: &str,
 ) -> Result<Response, HttpError> {
     let ctx: CartContext = context(parts)?;
-    same_site_only(parts)?;
     let product = match action {
         Action::Add | Action::Update | Action::Remove => {
             // A path that does not decode (not UTF-8) names no product: the same 404 as

@@ -37,14 +37,14 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Form, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_cart::{
     admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts,
-    MergeStrategy, NewDiscount, Order,
+    MergeStrategy, NewDiscount, Order, SameSiteLayer,
 };
 use axum_login::AuthManager;
 use rust_decimal::Decimal;
@@ -307,7 +307,10 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
                 async move { readyz(&db, &sessions).await }
             }),
         )
-        .layer(middleware::map_response(retry_after_on_503));
+        .layer(middleware::map_response(retry_after_on_503))
+        // Every POST of the shop (checkout, login, logout, the cart routes, the admin) is
+        // refused when a browser sends it from another site, before any session is read.
+        .layer(SameSiteLayer::new());
     Ok((router, shop))
 }
 
@@ -772,12 +775,8 @@ async fn login(
     State(shop): State<Shop>,
     mut auth: AuthSession,
     mut cart: Cart,
-    headers: HeaderMap,
     form: Result<Form<Credentials>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if cross_site(&headers) {
-        return (StatusCode::FORBIDDEN, "Cross-site form posts are refused.").into_response();
-    }
     let refuse = |badge, message: &str| {
         page(
             &LoginPage {
@@ -846,29 +845,12 @@ async fn login(
     Redirect::to("/").into_response()
 }
 
-async fn logout(mut auth: AuthSession, mut cart: Cart, headers: HeaderMap) -> Response {
-    if cross_site(&headers) {
-        return (StatusCode::FORBIDDEN, "Cross-site form posts are refused.").into_response();
-    }
+async fn logout(mut auth: AuthSession, mut cart: Cart) -> Response {
     if let Err(e) = auth.logout().await {
         tracing::error!(error = %e, "logout failed");
     }
     let _ = cart.forget().await;
     Redirect::to("/").into_response()
-}
-
-/// Refuses form posts made from another site.
-fn cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return !matches!(site, "same-origin" | "same-site" | "none");
-    }
-    match (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
-        (Some(origin), Some(host)) => origin.split("://").nth(1) != Some(host),
-        _ => false,
-    }
 }
 
 async fn require_admin(expected: &str, req: Request, next: Next) -> Response {

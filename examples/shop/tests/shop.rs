@@ -399,3 +399,43 @@ async fn every_login_gets_a_new_session_and_never_another_users_cart() {
     assert_eq!(thief.json("/cart").await["count"], 0);
     assert!(!thief.get("/").await.body.contains(r#"<span id="user">"#));
 }
+
+#[tokio::test]
+async fn cross_site_posts_to_the_shops_own_routes_are_refused() {
+    let db = temp_db("csrf");
+    let (router, shop) = app(settings(&db)).await.unwrap();
+    let mut b = Browser::new(&router);
+    b.post("/cart/add/book/1", "quantity=1").await;
+    let forged = |path: &str| {
+        Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ORIGIN, "http://evil.example")
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::from("username=mallory"))
+            .unwrap()
+    };
+    for path in [
+        "/checkout",
+        "/login",
+        "/logout",
+        "/cart/clear",
+        "/admin/discounts",
+    ] {
+        let page = b.send(forged(path)).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}: {}", page.body);
+        assert!(!page.body.contains("Thank you"), "{path}");
+    }
+    let orders: i64 = match &shop.db {
+        shop::db::Db::Sqlite(p) => sqlx::query_scalar("SELECT COUNT(*) FROM shop_orders")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        _ => unreachable!("the test runs on SQLite"),
+    };
+    assert_eq!(orders, 0, "no order placed");
+    assert_eq!(b.json("/cart").await["count"], 1, "the cart is untouched");
+    // The shop's own form posts still work.
+    let done = b.post("/checkout", "").await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(done.body.contains("Thank you for your order!"));
+}
