@@ -1674,7 +1674,12 @@ async fn cookies(suite: &mut Suite, apps: &Apps, values: &CookieValues) {
     let signed = value_of(&values.signed_victim, "CART-ID");
     let victim_id = suite.ids[0].clone();
     let c_victim_id = suite.ids[3].clone();
-    let mac = &signed[..signed.len() - c_victim_id.len()];
+    // The signed value is `<MAC><id>.<issued at>`: tampering changes the id, keeps the rest.
+    let id_at = signed
+        .rfind(&format!("{c_victim_id}."))
+        .expect("the id in the signed cookie");
+    let mac = &signed[..id_at];
+    let issued = &signed[id_at + c_victim_id.len()..];
     let flip = |s: &str, at: usize| -> String {
         s.char_indices()
             .map(|(i, c)| {
@@ -1827,7 +1832,7 @@ async fn cookies(suite: &mut Suite, apps: &Apps, values: &CookieValues) {
             "id + 1".into(),
             c,
             format!(
-                "CART-ID={mac}{}",
+                "CART-ID={mac}{}{issued}",
                 c_victim_id.parse::<i64>().unwrap_or(0) + 1
             )
             .into_bytes(),
@@ -1836,13 +1841,13 @@ async fn cookies(suite: &mut Suite, apps: &Apps, values: &CookieValues) {
             "signed cookie: tampered",
             "another visitor's id".into(),
             c,
-            format!("CART-ID={mac}{victim_id}").into_bytes(),
+            format!("CART-ID={mac}{victim_id}{issued}").into_bytes(),
         ),
         (
             "signed cookie: tampered",
             "leading zero".into(),
             c,
-            format!("CART-ID={mac}0{c_victim_id}").into_bytes(),
+            format!("CART-ID={mac}0{c_victim_id}{issued}").into_bytes(),
         ),
         (
             "signed cookie: tampered",
@@ -1915,7 +1920,7 @@ async fn cookies(suite: &mut Suite, apps: &Apps, values: &CookieValues) {
             "signed cookie: oversized",
             "10,000-digit id".into(),
             c,
-            format!("CART-ID={mac}{}", "1".repeat(10_000)).into_bytes(),
+            format!("CART-ID={mac}{}{issued}", "1".repeat(10_000)).into_bytes(),
         ),
         (
             "signed cookie: oversized",

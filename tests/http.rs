@@ -1339,7 +1339,11 @@ async fn the_signed_cookie_carries_the_cart() {
     assert_eq!(cookie.max_age(), Some(time::Duration::days(30)));
     let id = db.newest_cart_id().await.to_string();
     assert_ne!(cookie.value(), id, "the value is signed, not the bare id");
-    assert!(cookie.value().ends_with(&id));
+    assert!(
+        cookie.value().contains(&format!("{id}.")),
+        "the signed value is the id and its issue time: {}",
+        cookie.value()
+    );
 
     for _ in 0..3 {
         let reply = client.get_json("/cart").await;
@@ -1392,6 +1396,103 @@ async fn the_signed_cookie_carries_the_cart() {
 }
 
 #[tokio::test]
+async fn the_signed_cookie_expires_on_the_server_refuses_ambiguity_and_rotates_keys() {
+    let db = Db::new().await;
+    let key = Key::generate();
+    let app = cookie_app(&db.carts(), &key);
+    let mut victim = Client::new(&app);
+    victim
+        .post_json("/cart/add/book/2", json!({"quantity": 4}))
+        .await;
+    let victim_id = db.newest_cart_id().await;
+    let sign = |key: &Key, value: String| {
+        let mut jar = CookieJar::new();
+        jar.signed_mut(key).add(Cookie::new("CART-ID", value));
+        format!("CART-ID={}", jar.get("CART-ID").unwrap().value())
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let count = |app: &Router, cookie: String| {
+        let app = app.clone();
+        async move {
+            Client::new(&app)
+                .request(
+                    "GET",
+                    "/cart",
+                    &[("accept", JSON), ("cookie", &cookie)],
+                    Body::empty(),
+                )
+                .await
+                .json()["count"]
+                .clone()
+        }
+    };
+    // A cookie signed now opens the cart; one issued 31 days ago (a replay after its
+    // Max-Age) does not, nor one without an issue time (the old format).
+    assert_eq!(
+        count(&app, sign(&key, format!("{victim_id}.{now}"))).await,
+        4
+    );
+    let month_ago = now - 31 * 86_400;
+    assert_eq!(
+        count(&app, sign(&key, format!("{victim_id}.{month_ago}"))).await,
+        0
+    );
+    assert_eq!(count(&app, sign(&key, victim_id.to_string())).await, 0);
+
+    // Two valid cookies (one planted for a parent domain by an attacker holding a cart of
+    // their own): neither is trusted, so the victim's adds never go to the attacker's cart.
+    let mut attacker = Client::new(&app);
+    attacker.post_json("/cart/add/book/3", json!({})).await;
+    let attacker_id = db.newest_cart_id().await;
+    let both = format!(
+        "CART-ID={}; CART-ID={}",
+        attacker.cookies["CART-ID"], victim.cookies["CART-ID"]
+    );
+    assert_eq!(count(&app, both.clone()).await, 0);
+    let reply = Client::new(&app)
+        .request(
+            "POST",
+            "/cart/add/book/1",
+            &[("accept", JSON), ("cookie", &both)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(reply.json()["count"], 1, "a fresh cart");
+    assert_eq!(
+        attacker.cart().await["count"],
+        1,
+        "the attacker's cart got nothing"
+    );
+    assert_eq!(victim.cart().await["count"], 4);
+    assert_ne!(db.newest_cart_id().await, attacker_id);
+
+    // Key rotation: a new key signs, the old one still verifies, and a cookie read with the
+    // old key comes back signed with the new one.
+    let new_key = Key::generate();
+    let rotated = routes(CartRouter::new())
+        .layer(CartLayer::new(db.carts()).with_signed_cookie(
+            SignedCookieConfig::new(new_key.clone()).previous_key(key.clone()),
+        ));
+    let mut returning = Client::new(&rotated);
+    returning
+        .cookies
+        .insert("CART-ID".into(), victim.cookies["CART-ID"].clone());
+    let reply = returning.get_json("/cart").await;
+    assert_eq!(reply.json()["count"], 4, "the old key still verifies");
+    assert_eq!(reply.set_cookies().len(), 1, "re-signed with the new key");
+    let only_new = routes(CartRouter::new())
+        .layer(CartLayer::new(db.carts()).with_signed_cookie(SignedCookieConfig::new(new_key)));
+    let resigned = format!("CART-ID={}", returning.cookies["CART-ID"]);
+    assert_eq!(count(&only_new, resigned).await, 4);
+    let old = format!("CART-ID={}", victim.cookies["CART-ID"]);
+    assert_eq!(
+        count(&only_new, old).await,
+        0,
+        "once the old key is dropped"
+    );
+}
+
+#[tokio::test]
 async fn forged_and_tampered_cookies_never_reach_another_visitors_cart() {
     // MW-07 and weakness (2)1: the reference adopted any id; here nothing but our own
     // signature is trusted.
@@ -1410,8 +1511,16 @@ async fn forged_and_tampered_cookies_never_reach_another_visitors_cart() {
         .signed_mut(&Key::generate())
         .add(Cookie::new("CART-ID", victim_id.to_string()));
     let other_key = other_key_jar.get("CART-ID").unwrap().value().to_owned();
-    let mac = &victim_cookie[..victim_cookie.len() - victim_id.to_string().len()];
-    let tampered_id = format!("{mac}{}", victim_id + 1);
+    // The signed value is `<id>.<issued at>` after the MAC: change the id, keep the rest.
+    let at = victim_cookie
+        .rfind(&format!("{victim_id}."))
+        .expect("the id in the cookie");
+    let (mac, rest) = victim_cookie.split_at(at);
+    let tampered_id = format!(
+        "{mac}{}{}",
+        victim_id + 1,
+        &rest[victim_id.to_string().len()..]
+    );
 
     for forged in [
         victim_id.to_string(),
