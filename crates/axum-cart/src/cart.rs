@@ -121,13 +121,16 @@ impl fmt::Debug for LoadedLine {
     }
 }
 
-/// What a tax or shipping calculator sees of a cart.
+/// What a tax or shipping calculator sees of a cart: its lines and figures, and whose cart
+/// it is (so a rule by customer can be written).
 #[derive(Debug, Clone)]
 pub struct CartView {
     lines: Arc<[Line]>,
     subtotal: Decimal,
     discount: Decimal,
     discount_code: Option<String>,
+    cart_id: Option<CartId>,
+    user_id: Option<String>,
 }
 
 impl CartView {
@@ -147,7 +150,33 @@ impl CartView {
             subtotal,
             discount: money::cents(Decimal::ZERO),
             discount_code: None,
+            cart_id: None,
+            user_id: None,
         }
+    }
+
+    /// The same view, as the cart of `user_id`: for testing a calculator's rules by customer.
+    ///
+    /// ```
+    /// use axum_cart::CartView;
+    /// let view = CartView::from_lines(Vec::new()).for_user("b2b-17");
+    /// assert_eq!(view.user_id(), Some("b2b-17"));
+    /// assert_eq!(view.cart_id(), None);
+    /// ```
+    #[must_use]
+    pub fn for_user(mut self, user_id: impl Into<String>) -> CartView {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// The cart's id; `None` for a cart with no row yet (or a view built by hand).
+    pub fn cart_id(&self) -> Option<CartId> {
+        self.cart_id
+    }
+
+    /// The user the cart is bound to, if any.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
     }
 
     /// The lines.
@@ -492,15 +521,15 @@ impl Carts {
         if dry_run {
             return backend.count_stale(cutoff, include_checked_out).await;
         }
-        if let Some(cache) = &self.inner.cache {
-            cache.clear();
-        }
         let batch = i64::from(batch.max(1));
         let mut total = 0;
         loop {
             let n = backend
                 .delete_stale(cutoff, include_checked_out, batch)
-                .await?;
+                .await;
+            // After the write, never before: a read in between would cache the old rows.
+            self.clear_cache();
+            let n = n?;
             total += n;
             progress(total);
             if n < batch as u64 {
@@ -531,18 +560,24 @@ impl Carts {
 
     /// Switches a code off (or on again). `false` if there is no such code.
     pub async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError> {
+        let Ok(code) = normalize_code(code) else {
+            return Ok(false);
+        };
+        let done = self
+            .inner
+            .store
+            .backend
+            .set_discount_active(&code, active)
+            .await;
+        // After the write: cached carts holding the code see its new state.
+        self.clear_cache();
+        done
+    }
+
+    /// Drops every cached read (see [`CartsBuilder::cache_carts`]).
+    fn clear_cache(&self) {
         if let Some(cache) = &self.inner.cache {
             cache.clear();
-        }
-        match normalize_code(code) {
-            Ok(code) => {
-                self.inner
-                    .store
-                    .backend
-                    .set_discount_active(&code, active)
-                    .await
-            }
-            Err(_) => Ok(false),
         }
     }
 
@@ -744,6 +779,8 @@ impl Cart {
             subtotal,
             discount: discount_amount(snap, subtotal),
             discount_code: snap.discount.as_ref().map(|d| d.code.clone()),
+            cart_id: CartId::new(snap.id.get()),
+            user_id: snap.user_id.clone(),
         }
     }
 
@@ -969,14 +1006,7 @@ impl Cart {
         }
         let unit_price = money::unit_price(unit_price)?;
         if options.validate_price {
-            if let Some(expected) = product.price() {
-                if expected != unit_price {
-                    return Err(CartError::PriceMismatch {
-                        expected: money::cents(expected),
-                        got: unit_price,
-                    });
-                }
-            }
+            check_price(product.price(), unit_price)?;
         }
         let max = self.config().line_limit();
         if quantity > max {
@@ -987,31 +1017,23 @@ impl Cart {
             return Err(CartError::CheckedOut);
         }
         // With no checker configured everything is in stock: no question, no query.
-        if let (true, Some(inventory)) = (options.check_inventory, self.config().inventory.clone())
-        {
-            let binding = self.binding();
-            let existing = match binding.id() {
-                Some(id) => self
-                    .carts
-                    .inner
-                    .store
-                    .backend
-                    .line_quantity(id, &pref)
-                    .await?
-                    .unwrap_or(0),
-                None => 0,
+        if options.check_inventory && self.config().inventory.is_some() {
+            // The quantity the line will really have: read the cart (one query), so a
+            // session id of a cart that is checked out or gone counts as no line at all.
+            let existing = match self.binding() {
+                Binding::None => 0,
+                _ => {
+                    let binding = self.binding();
+                    self.invalidate(binding);
+                    let snap = self.snapshot().await?;
+                    match self.binding() {
+                        Binding::Open(_) => snap.line(&pref).map_or(0, |l| l.quantity),
+                        _ => 0,
+                    }
+                }
             };
-            let wanted = existing + quantity;
-            let ok = inventory
-                .check(product, wanted)
-                .await
-                .map_err(|e| CartError::plugin("inventory checker", e))?;
-            if !ok {
-                return Err(CartError::InsufficientStock {
-                    product: pref,
-                    quantity: wanted,
-                });
-            }
+            let wanted = existing.saturating_add(quantity);
+            self.check_stock(&pref, Some(product), wanted).await?;
         }
         let line = Line::new(pref, quantity, unit_price);
         for attempt in 0..4 {
@@ -1238,9 +1260,23 @@ impl Cart {
     /// Sets a line's quantity (0 removes it) and, if given, its unit price.
     pub async fn update(
         &mut self,
-        product: &(impl Product + ?Sized),
+        product: &dyn Product,
         quantity: i64,
         unit_price: Option<Decimal>,
+    ) -> Result<Line, CartError> {
+        self.update_with(product, quantity, unit_price, AddOptions::new())
+            .await
+    }
+
+    /// [`update`](Self::update) with the checks of [`AddOptions`]: `validate_price` compares
+    /// a given unit price with [`Product::price`] (PRICE-04: only when a price is given), and
+    /// `check_inventory` asks the inventory checker for the new quantity (when it is above 0).
+    pub async fn update_with(
+        &mut self,
+        product: &dyn Product,
+        quantity: i64,
+        unit_price: Option<Decimal>,
+        options: AddOptions,
     ) -> Result<Line, CartError> {
         if quantity < 0 {
             return Err(CartError::InvalidQuantity(
@@ -1248,11 +1284,17 @@ impl Cart {
             ));
         }
         let unit_price = unit_price.map(money::unit_price).transpose()?;
+        if let (true, Some(given)) = (options.validate_price, unit_price) {
+            check_price(product.price(), given)?;
+        }
         let max = self.config().line_limit();
         if quantity > max {
             return Err(exceeds(max));
         }
         let pref = product_ref(product)?;
+        if options.check_inventory && quantity > 0 {
+            self.check_stock(&pref, Some(product), quantity).await?;
+        }
         let mut result: Option<(Line, bool)> = None;
         let id = self
             .locked(&[], false, |locked| {
@@ -1284,6 +1326,98 @@ impl Cart {
             }]);
         }
         Ok(line)
+    }
+
+    /// Asks the inventory checker (if one is configured) whether `quantity` units of the
+    /// product can be in the cart. `product` is the app's own product when the caller has it
+    /// (the checker may downcast it); otherwise the catalogue's is looked up, and failing
+    /// that the reference itself is asked about.
+    async fn check_stock(
+        &self,
+        pref: &ProductRef,
+        product: Option<&dyn Product>,
+        quantity: i64,
+    ) -> Result<(), CartError> {
+        let Some(inventory) = self.config().inventory.clone() else {
+            return Ok(());
+        };
+        let looked_up = match product {
+            Some(_) => None,
+            None => self.catalog_products(std::slice::from_ref(pref)).await?.pop().flatten(),
+        };
+        let product: &dyn Product = match (product, &looked_up) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p.as_ref(),
+            (None, None) => pref,
+        };
+        let ok = inventory
+            .check(product, quantity)
+            .await
+            .map_err(|e| CartError::plugin("inventory checker", e))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(CartError::InsufficientStock {
+                product: pref.clone(),
+                quantity,
+            })
+        }
+    }
+
+    /// The stock check of several lines at their resulting quantities, with the catalogue's
+    /// products (one catalogue call per kind).
+    async fn check_stock_of(&self, wanted: &[(ProductRef, i64)]) -> Result<(), CartError> {
+        let Some(inventory) = self.config().inventory.clone() else {
+            return Ok(());
+        };
+        let refs: Vec<ProductRef> = wanted.iter().map(|(p, _)| p.clone()).collect();
+        let products = self.catalog_products(&refs).await?;
+        for ((pref, quantity), product) in wanted.iter().zip(products) {
+            let asked: &dyn Product = match &product {
+                Some(p) => p.as_ref(),
+                None => pref,
+            };
+            let ok = inventory
+                .check(asked, *quantity)
+                .await
+                .map_err(|e| CartError::plugin("inventory checker", e))?;
+            if !ok {
+                return Err(CartError::InsufficientStock {
+                    product: pref.clone(),
+                    quantity: *quantity,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The catalogue's product for each reference (matched by kind and id), one catalogue
+    /// call per kind; `None` where the catalogue has none (or there is no catalogue).
+    async fn catalog_products(
+        &self,
+        refs: &[ProductRef],
+    ) -> Result<Vec<Option<Arc<dyn Product>>>, CartError> {
+        let Some(catalog) = self.config().catalog.clone() else {
+            return Ok(refs.iter().map(|_| None).collect());
+        };
+        let mut by_kind: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for r in refs {
+            by_kind.entry(r.kind()).or_default().push(r.id());
+        }
+        let mut found: HashMap<(String, i64), Arc<dyn Product>> = HashMap::new();
+        for (kind, ids) in by_kind {
+            let products = catalog
+                .products(kind, &ids)
+                .await
+                .map_err(|e| CartError::plugin("catalogue", e))?;
+            for p in products {
+                found.insert((p.kind().to_owned(), p.id()), p);
+            }
+        }
+        Ok(refs
+            .iter()
+            .map(|r| found.get(&(r.kind().to_owned(), r.id())).cloned())
+            .collect())
     }
 
     /// Removes a product's line.
@@ -1328,19 +1462,28 @@ impl Cart {
     }
 
     /// Writes several lines at once, all or nothing. Each line is set to the given
-    /// quantity and price (an existing line is replaced, not increased).
+    /// quantity and price (an existing line is replaced, not increased); a product given
+    /// twice is one line, the last one given. With an inventory checker configured, every
+    /// line's quantity is checked first.
     pub async fn add_bulk(
         &mut self,
         lines: impl IntoIterator<Item = Line>,
     ) -> Result<Vec<Line>, CartError> {
-        let lines = self.checked_lines(lines.into_iter().collect())?;
+        let lines = self.checked_lines(dedupe(lines.into_iter().collect()))?;
         if lines.is_empty() {
             return Ok(Vec::new());
         }
+        let wanted: Vec<(ProductRef, i64)> = lines
+            .iter()
+            .map(|l| (l.product.clone(), l.quantity))
+            .collect();
+        self.check_stock_of(&wanted).await?;
+        let mut events = Vec::new();
         let id = self
             .locked(&[], false, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
+                events = set_events(t, &lines);
                 Ok(lines
                     .iter()
                     .map(|l| Write::Upsert {
@@ -1350,16 +1493,8 @@ impl Cart {
                     .collect())
             })
             .await?;
-        if let Some(cart_id) = id {
-            self.carts.emit(
-                lines
-                    .iter()
-                    .map(|l| CartEvent::ItemAdded {
-                        cart_id,
-                        line: l.clone(),
-                    })
-                    .collect(),
-            );
+        if id.is_some() {
+            self.carts.emit(events);
         }
         Ok(lines)
     }
@@ -1395,7 +1530,9 @@ impl Cart {
     /// Applies a discount code (trimmed, any case). Refused if the cart already has one,
     /// if the code does not exist, or if it is not valid for this cart now.
     pub async fn apply_discount(&mut self, code: &str) -> Result<Discount, CartError> {
-        if self.snapshot().await?.discount.is_some() {
+        let snap = self.snapshot().await?;
+        ensure_open(&snap)?;
+        if snap.discount.is_some() {
             return Err(CartError::InvalidDiscount(
                 "A discount is already applied to this cart.".into(),
             ));
@@ -1555,7 +1692,13 @@ impl Cart {
                     writes.push(Write::Upsert { cart: t.id, line });
                 }
                 if t.discount.is_none() {
-                    if let Some(d) = &s.discount {
+                    // The source's code moves only if it is valid for the merged cart.
+                    let after = after_writes(&t.lines, &writes);
+                    if let Some(d) = s
+                        .discount
+                        .as_ref()
+                        .filter(|d| d.check(subtotal(&after), OffsetDateTime::now_utc()).is_ok())
+                    {
                         report.discount_moved = true;
                         writes.push(Write::SetDiscount {
                             cart: t.id,
@@ -1748,6 +1891,7 @@ impl Cart {
             return Err(CartError::EmptyCart);
         };
         let placed_now = !already && outcome.is_some();
+        let used_code = placed_now && frozen.as_ref().is_some_and(|f| f.discount.is_some());
         match frozen.filter(|_| placed_now) {
             Some(mut snap) => {
                 // The cart as checked out: nothing can change it any more.
@@ -1758,6 +1902,11 @@ impl Cart {
                 self.install(Binding::Closed(cart_id), Arc::new(snap), figures);
             }
             None => self.invalidate(Binding::Closed(cart_id)),
+        }
+        if used_code {
+            // The checkout counted a use of the code: other carts cached with it must see
+            // the new count (a code may now be used up).
+            self.carts.clear_cache();
         }
         let order = self.placed_order(cart_id).await?;
         if placed_now {
@@ -1819,33 +1968,20 @@ impl Cart {
     /// exists, is valid, and the cart has none.
     pub async fn from_serializable(&mut self, payload: &CartPayload) -> Result<(), CartError> {
         let lines = self.checked_lines(payload.lines().to_vec())?;
-        if let Some(catalog) = self.config().catalog.clone() {
-            let mut by_kind: BTreeMap<&str, Vec<&Line>> = BTreeMap::new();
-            for l in &lines {
-                by_kind.entry(l.product.kind()).or_default().push(l);
-            }
-            for (kind, group) in by_kind {
-                let ids: Vec<i64> = group.iter().map(|l| l.product.id()).collect();
-                let found = catalog
-                    .products(kind, &ids)
-                    .await
-                    .map_err(|e| CartError::plugin("catalogue", e))?;
-                for l in group {
-                    let p = found
-                        .iter()
-                        .find(|p| p.id() == l.product.id())
-                        .ok_or_else(|| CartError::ProductNotFound(l.product.clone()))?;
-                    if let Some(expected) = p.price() {
-                        if money::cents(expected) != l.unit_price {
-                            return Err(CartError::PriceMismatch {
-                                expected: money::cents(expected),
-                                got: l.unit_price,
-                            });
-                        }
-                    }
-                }
+        if self.config().catalog.is_some() {
+            let refs: Vec<ProductRef> = lines.iter().map(|l| l.product.clone()).collect();
+            let products = self.catalog_products(&refs).await?;
+            for (l, product) in lines.iter().zip(products) {
+                // Matched by kind and id; prices compared to cents, as everywhere.
+                let p = product.ok_or_else(|| CartError::ProductNotFound(l.product.clone()))?;
+                check_price(p.price(), l.unit_price)?;
             }
         }
+        let wanted: Vec<(ProductRef, i64)> = lines
+            .iter()
+            .map(|l| (l.product.clone(), l.quantity))
+            .collect();
+        self.check_stock_of(&wanted).await?;
         let discount = match payload.discount_code() {
             Some(code) => match normalize_code(code) {
                 Ok(code) => {
@@ -1861,10 +1997,12 @@ impl Cart {
             None => None,
         };
         let now = OffsetDateTime::now_utc();
+        let mut events = Vec::new();
         let id = self
             .locked(&[], false, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
+                events = set_events(t, &lines);
                 let mut writes: Vec<Write> = lines
                     .iter()
                     .map(|l| Write::Upsert {
@@ -1873,13 +2011,7 @@ impl Cart {
                     })
                     .collect();
                 if let (Some(d), None) = (&discount, &t.discount) {
-                    let mut after = t.lines.clone();
-                    for l in &lines {
-                        match after.iter_mut().find(|x| x.product == l.product) {
-                            Some(x) => *x = l.clone(),
-                            None => after.push(l.clone()),
-                        }
-                    }
+                    let after = after_writes(&t.lines, &writes);
                     if d.check(subtotal(&after), now).is_ok() {
                         writes.push(Write::SetDiscount {
                             cart: t.id,
@@ -1890,19 +2022,73 @@ impl Cart {
                 Ok(writes)
             })
             .await?;
-        if let Some(cart_id) = id {
-            self.carts.emit(
-                lines
-                    .iter()
-                    .map(|l| CartEvent::ItemAdded {
-                        cart_id,
-                        line: l.clone(),
-                    })
-                    .collect(),
-            );
+        if id.is_some() {
+            self.carts.emit(events);
         }
         Ok(())
     }
+}
+
+/// `PriceMismatch` unless `given` is the product's price (both to cents, half-up, as
+/// everywhere money is compared); a product with no price skips the check (PRICE-05).
+fn check_price(expected: Option<Decimal>, given: Decimal) -> Result<(), CartError> {
+    match expected.map(money::cents) {
+        Some(expected) if expected != money::cents(given) => Err(CartError::PriceMismatch {
+            expected,
+            got: given,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// One line per product, the last one given winning, in the order products first appear.
+fn dedupe(lines: Vec<Line>) -> Vec<Line> {
+    let mut out: Vec<Line> = Vec::with_capacity(lines.len());
+    for line in lines {
+        match out.iter_mut().find(|l| l.product == line.product) {
+            Some(existing) => *existing = line,
+            None => out.push(line),
+        }
+    }
+    out
+}
+
+/// The events of setting `lines` on `target`: `ItemUpdated` for a product already there
+/// (the quantity may go down), `ItemAdded` for a new one.
+fn set_events(target: &Snapshot, lines: &[Line]) -> Vec<CartEvent> {
+    lines
+        .iter()
+        .map(|l| match target.line(&l.product) {
+            Some(_) => CartEvent::ItemUpdated {
+                cart_id: target.id,
+                line: l.clone(),
+                deleted: false,
+            },
+            None => CartEvent::ItemAdded {
+                cart_id: target.id,
+                line: l.clone(),
+            },
+        })
+        .collect()
+}
+
+/// `lines` after the upserts and deletes among `writes`.
+fn after_writes(lines: &[Line], writes: &[Write]) -> Vec<Line> {
+    let mut after = lines.to_vec();
+    for w in writes {
+        match w {
+            Write::Upsert { line, .. } => {
+                match after.iter_mut().find(|x| x.product == line.product) {
+                    Some(x) => *x = line.clone(),
+                    None => after.push(line.clone()),
+                }
+            }
+            Write::Delete { product, .. } => after.retain(|x| &x.product != product),
+            Write::Clear { .. } => after.clear(),
+            _ => {}
+        }
+    }
+    after
 }
 
 /// A binding key as the cart writes it: 1 to 64 lowercase hex digits.

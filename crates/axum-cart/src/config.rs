@@ -50,6 +50,17 @@ impl std::fmt::Debug for CartConfig {
     }
 }
 
+/// The one normalisation of the cart page's path: trimmed, no trailing slash, `/cart` when
+/// blank.
+pub(crate) fn normal_cart_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.is_empty() {
+        "/cart".to_owned()
+    } else {
+        url.to_owned()
+    }
+}
+
 impl CartConfig {
     /// The effective line maximum: the configured one, else 1,000,000,000.
     pub fn line_limit(&self) -> i64 {
@@ -159,9 +170,11 @@ impl CartsBuilder {
         self
     }
 
-    /// Where `cart_link` points; default `/cart`.
+    /// The cart page's path, where `cart_link` points and the routes redirect to; default
+    /// `/cart`. Surrounding spaces and a trailing slash are dropped (`"/shop/cart/"` is
+    /// `/shop/cart`, the path the router serves), and a blank URL means `/cart`.
     pub fn cart_url(mut self, url: impl Into<String>) -> Self {
-        self.config.cart_url = url.into();
+        self.config.cart_url = normal_cart_url(&url.into());
         self
     }
 

@@ -126,12 +126,7 @@ impl CartBadge {
 
 /// The cart URL links use: the configured one, `/cart` when it is blank.
 fn link_url(config: &CartConfig) -> String {
-    let url = config.cart_url.trim();
-    if url.is_empty() {
-        "/cart".to_owned()
-    } else {
-        url.to_owned()
-    }
+    crate::config::normal_cart_url(&config.cart_url)
 }
 
 /// Escapes text for HTML content and quoted attributes (`& < > " '`).

@@ -326,12 +326,7 @@ struct CartPage<'a> {
 
 /// The cart page's path: the configured URL without its trailing slash.
 fn page_url(carts: &Carts) -> String {
-    let url = carts.config().cart_url.trim().trim_end_matches('/');
-    if url.is_empty() {
-        "/cart".to_owned()
-    } else {
-        url.to_owned()
-    }
+    crate::config::normal_cart_url(&carts.config().cart_url)
 }
 
 // ---- responses -------------------------------------------------------------------------
@@ -821,7 +816,23 @@ async fn change(
                 .quantity()?
                 .ok_or_else(|| bad_quantity("Quantity is required."))?;
             let pref = path_ref(&kind, &id, "item_does_not_exist", "is not in this cart.")?;
-            cart.update(&pref, quantity, None).await?;
+            // The stock checker gets the catalogue's own product, as on add; a product the
+            // catalogue no longer has can still be changed (or removed with 0).
+            let product = match ctx.carts.config().catalog() {
+                Some(catalog) => catalog
+                    .products(pref.kind(), &[pref.id()])
+                    .await
+                    .map_err(|e| CartError::plugin("catalogue", e))?
+                    .into_iter()
+                    .find(|p| p.kind() == pref.kind() && p.id() == pref.id()),
+                None => None,
+            };
+            let asked: &dyn Product = match &product {
+                Some(p) => p.as_ref(),
+                None => &pref,
+            };
+            cart.update_with(asked, quantity, None, AddOptions::new().check_inventory())
+                .await?;
         }
         (Action::Remove, Some((kind, id))) => {
             let pref = path_ref(&kind, &id, "item_does_not_exist", "is not in this cart.")?;

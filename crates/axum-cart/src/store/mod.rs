@@ -250,12 +250,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn set_key(&self, cart: CartId, key: &str) -> Result<(), CartError>;
     /// The cart a merged cart went into, if `cart` was merged away.
     async fn merged_into(&self, cart: CartId) -> Result<Option<CartId>, CartError>;
-    /// The current quantity of one line.
-    async fn line_quantity(
-        &self,
-        cart: CartId,
-        product: &ProductRef,
-    ) -> Result<Option<i64>, CartError>;
     /// Locks `target` and `others`, asks `plan` what to write, writes it and commits; rolls
     /// everything back if the plan or a write fails.
     async fn write(
@@ -462,12 +456,17 @@ pub(crate) fn decode_discount<R: RowExt>(
     }))
 }
 
-/// Decodes a line from (kind, id, quantity, unit_price) at `at`; `None` if kind is NULL.
+/// Decodes a line from (kind, id, quantity, unit_price) at `at`; `None` if kind is NULL,
+/// and `None` (reported in the log) for a stored line whose product is not valid: one bad
+/// row must not make the whole cart unreadable.
 pub(crate) fn decode_line<R: RowExt>(row: &R, at: usize) -> Result<Option<Line>, CartError> {
     let Some(kind) = row.text_opt(at)? else {
         return Ok(None);
     };
-    let product = ProductRef::new(kind, row.int(at + 1)?)?;
+    let Ok(product) = ProductRef::new(&kind, row.int(at + 1)?) else {
+        skipped_line(&kind);
+        return Ok(None);
+    };
     Ok(Some(Line::new(
         product,
         row.int(at + 2)?,
@@ -488,6 +487,16 @@ pub(crate) fn fold_snapshot<R: RowExt>(rows: &[R]) -> Result<Option<Snapshot>, C
         }
     }
     Ok(Some(snap))
+}
+
+/// Reports a stored line that cannot be a cart line (its product kind is not valid): it is
+/// left out of the cart, and the schema refuses new ones.
+pub(crate) fn skipped_line(what: &str) {
+    let shown: String = what.chars().take(60).collect();
+    tracing::warn!(
+        line = ?shown,
+        "skipped a stored cart line whose product is not valid"
+    );
 }
 
 pub(crate) fn now_epoch() -> i64 {

@@ -15,7 +15,6 @@ use super::{
 use crate::cart::{CartId, Line};
 use crate::discount::Discount;
 use crate::error::CartError;
-use crate::product::ProductRef;
 
 fn ph(_: usize) -> String {
     "?".to_owned()
@@ -87,7 +86,12 @@ const ADD: &str =
      VALUES (?, ?, ?, ?, ?) \
      ON DUPLICATE KEY UPDATE \
      unit_price = IF(quantity + VALUES(quantity) <= ?, VALUES(unit_price), unit_price), \
-     quantity = IF(quantity + VALUES(quantity) <= ?, quantity + VALUES(quantity), 0)";
+     quantity = LAST_INSERT_ID(4611686018427387904 + IF(quantity + VALUES(quantity) <= ?, quantity + VALUES(quantity), 0)) - 4611686018427387904";
+
+/// What the update branch of [`ADD`] adds to the line's new quantity in `LAST_INSERT_ID`:
+/// 2^62, far above any row id, so an update's report can never be mistaken for the id of an
+/// inserted row.
+const UPDATED: u64 = 1 << 62;
 
 async fn lock_cart(
     conn: &mut MySqlConnection,
@@ -285,30 +289,30 @@ impl Backend for MySqlBackend {
             .bind(max)
             .execute(&mut *conn)
             .await;
-        match result {
-            Ok(_) => {}
+        let done = match result {
+            Ok(done) => done,
             Err(e) if is_checked_out_error(&e) => return Ok(AddOutcome::CheckedOut),
             Err(e) if is_fk_error(&e) => return Ok(AddOutcome::Gone),
             Err(e) if is_check_error(&e) => return Ok(AddOutcome::Exceeded),
             Err(e) => return Err(e.into()),
-        }
-        if fresh {
-            // A new cart's line holds exactly what was added.
+        };
+        let _ = fresh;
+        // An insert affects 1 row: the line holds what was added. An update affects 2, and
+        // `LAST_INSERT_ID(…)` in its branch recorded the line's new quantity as this
+        // statement wrote it, in this connection's own session: reading it back can never
+        // see another request's units (a `SELECT quantity` could).
+        if done.rows_affected() == 1 {
             return Ok(AddOutcome::Added {
                 quantity: line.quantity,
             });
         }
-        // The add has committed. If a concurrent merge or clear already moved the line away,
-        // report what was added.
-        let quantity: Option<i64> = sqlx::query_scalar(
-            "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
-        )
-        .bind(cart_id.get())
-        .bind(line.product.kind())
-        .bind(line.product.id())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let quantity = quantity.unwrap_or(line.quantity);
+        let reported: u64 = sqlx::query_scalar("SELECT LAST_INSERT_ID()")
+            .fetch_one(&mut *conn)
+            .await?;
+        let quantity = reported
+            .checked_sub(UPDATED)
+            .and_then(|q| i64::try_from(q).ok())
+            .unwrap_or(line.quantity);
         Ok(AddOutcome::Added { quantity })
     }
 
@@ -378,21 +382,6 @@ impl Backend for MySqlBackend {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(id.map(CartId::from_db))
-    }
-
-    async fn line_quantity(
-        &self,
-        cart: CartId,
-        product: &ProductRef,
-    ) -> Result<Option<i64>, CartError> {
-        Ok(sqlx::query_scalar(
-            "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
-        )
-        .bind(cart.get())
-        .bind(product.kind())
-        .bind(product.id())
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     async fn write(

@@ -15,7 +15,6 @@ use super::{
 use crate::cart::{CartId, Line};
 use crate::discount::Discount;
 use crate::error::CartError;
-use crate::product::ProductRef;
 
 fn ph(n: usize) -> String {
     format!("${n}")
@@ -351,21 +350,6 @@ impl Backend for PgBackend {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(id.map(CartId::from_db))
-    }
-
-    async fn line_quantity(
-        &self,
-        cart: CartId,
-        product: &ProductRef,
-    ) -> Result<Option<i64>, CartError> {
-        Ok(sqlx::query_scalar(
-            "SELECT quantity FROM cart_items WHERE cart_id = $1 AND product_kind = $2 AND product_id = $3",
-        )
-        .bind(cart.get())
-        .bind(product.kind())
-        .bind(product.id())
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     async fn write(

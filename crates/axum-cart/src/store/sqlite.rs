@@ -170,31 +170,27 @@ const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updat
 
 /// Unpacks the lines of [`LOAD`].
 fn unpack_lines(packed: &str) -> Result<Vec<Line>, CartError> {
-    let bad = || CartError::Database(sqlx::Error::Decode("malformed packed cart lines".into()));
-    packed
-        .split(';')
-        .filter(|s| !s.is_empty())
-        .map(|item| {
-            let mut parts = item.split(':');
-            let (Some(kind), Some(id), Some(qty), Some(cents), None) = (
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-            ) else {
-                return Err(bad());
-            };
-            let id = id.parse().map_err(|_| bad())?;
-            let quantity = qty.parse().map_err(|_| bad())?;
-            let cents = cents.parse().map_err(|_| bad())?;
-            Ok(Line::new(
-                ProductRef::new(kind, id)?,
-                quantity,
-                from_cents(cents),
-            ))
-        })
-        .collect()
+    let mut lines = Vec::new();
+    for item in packed.split(';').filter(|s| !s.is_empty()) {
+        // kind:id:quantity:cents, read from the right: a stored kind that is not valid (it
+        // may hold ':' or ';') is a skipped line, not a broken cart.
+        let mut parts = item.rsplitn(4, ':');
+        let (Some(cents), Some(qty), Some(id), Some(kind)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            super::skipped_line(item);
+            continue;
+        };
+        let (Ok(id), Ok(quantity), Ok(cents)) = (id.parse(), qty.parse(), cents.parse()) else {
+            super::skipped_line(item);
+            continue;
+        };
+        match ProductRef::new(kind, id) {
+            Ok(product) => lines.push(Line::new(product, quantity, from_cents(cents))),
+            Err(_) => super::skipped_line(kind),
+        }
+    }
+    Ok(lines)
 }
 
 const DISCOUNT: &str =
@@ -490,21 +486,6 @@ impl Backend for SqliteBackend {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(id.map(CartId::from_db))
-    }
-
-    async fn line_quantity(
-        &self,
-        cart: CartId,
-        product: &ProductRef,
-    ) -> Result<Option<i64>, CartError> {
-        Ok(sqlx::query_scalar(
-            "SELECT quantity FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
-        )
-        .bind(cart.get())
-        .bind(product.kind())
-        .bind(product.id())
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     async fn write(
