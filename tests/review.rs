@@ -14,6 +14,7 @@ backend_tests!(
     look_alike_codes_cannot_be_created,
     money_beyond_the_schema_is_refused_with_the_bound,
     money_at_the_bound_is_stored_exactly,
+    admin_form_refuses_huge_money_with_the_bound,
     totals_at_the_largest_prices_and_quantities_do_not_panic,
     user_ids_the_schema_cannot_store_are_refused_with_400,
     user_carts_lists_every_cart_past_1000,
@@ -131,6 +132,43 @@ async fn money_beyond_the_schema_is_refused_with_the_bound(h: Harness) {
         }
     }
     assert_eq!(cart.id().await.unwrap(), None, "nothing was written");
+}
+
+async fn admin_form_refuses_huge_money_with_the_bound(h: Harness) {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let carts = h.carts();
+    let app = axum::Router::new().nest("/admin", axum_cart::admin_router(carts.clone()));
+    let post = |body: String| {
+        Request::post("/admin/discounts")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    for (form, message) in [
+        (
+            "code=BIG&kind=fixed&value=1&min_cart_value=79228162514264337593543950335",
+            "Minimum cart value cannot exceed 9999999999999999.99",
+        ),
+        (
+            "code=BIG&kind=fixed&value=100000000",
+            "Discount value cannot exceed 99999999.99",
+        ),
+        (
+            "code=%C5%BFummer25&kind=percent&value=5",
+            "Discount codes may only contain ASCII",
+        ),
+    ] {
+        let res = app.clone().oneshot(post(form.to_owned())).await.unwrap();
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let html = String::from_utf8_lossy(&body);
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{form}: {html}");
+        assert!(html.contains(message), "{form}: {html}");
+    }
+    assert!(carts.discounts().await.unwrap().is_empty());
 }
 
 async fn money_at_the_bound_is_stored_exactly(h: Harness) {
