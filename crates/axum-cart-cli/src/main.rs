@@ -6,6 +6,8 @@
 //! cart discount create SUMMER25 --percent 25 --min-cart-value 50 --max-uses 500
 //! cart discount list
 //! cart discount deactivate SUMMER25
+//! cart carts delete --id 42 [--dry-run]
+//! cart carts delete --user alice [--dry-run]
 //! ```
 //!
 //! The database comes from `--database-url` or `DATABASE_URL`.
@@ -13,7 +15,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use axum_cart::{CartError, Carts, NewDiscount};
+use axum_cart::{CartError, CartId, Carts, NewDiscount};
 use clap::{Args, Parser, Subcommand};
 use rust_decimal::Decimal;
 use time::format_description::well_known::Rfc3339;
@@ -51,6 +53,37 @@ enum Command {
     /// Manage discount codes.
     #[command(subcommand)]
     Discount(DiscountCommand),
+    /// Manage carts.
+    #[command(subcommand)]
+    Carts(CartsCommand),
+}
+
+#[derive(Subcommand)]
+enum CartsCommand {
+    /// Delete one cart, or every cart of a user (a privacy erasure request), with their
+    /// lines, open or checked out.
+    Delete(DeleteArgs),
+}
+
+/// Exactly one of `--id` and `--user`.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct DeleteTarget {
+    /// The cart with this id.
+    #[arg(long, allow_negative_numbers = true)]
+    id: Option<i64>,
+    /// Every cart of this user, checked-out ones (order history) included.
+    #[arg(long)]
+    user: Option<String>,
+}
+
+#[derive(Args)]
+struct DeleteArgs {
+    #[command(flatten)]
+    target: DeleteTarget,
+    /// Count, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -207,12 +240,64 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?
             {
-                println!("Deactivated discount {}.", code.trim().to_uppercase());
+                println!("Deactivated discount {}.", code.trim().to_ascii_uppercase());
             } else {
                 return Err(format!("no discount code {:?}", code.trim()));
             }
         }
+        Command::Carts(CartsCommand::Delete(args)) => match (args.target.id, args.target.user) {
+            (Some(id), _) => delete_cart(&carts, id, args.dry_run).await?,
+            (None, Some(user)) => delete_user_carts(&carts, &user, args.dry_run)
+                .await
+                .map_err(|e| e.to_string())?,
+            (None, None) => return Err("give --id or --user".into()),
+        },
     }
+    Ok(())
+}
+
+async fn delete_cart(carts: &Carts, id: i64, dry_run: bool) -> Result<(), String> {
+    let id = CartId::new(id).ok_or("--id must be a positive integer.")?;
+    let record = carts
+        .cart(id)
+        .record()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no cart with id {id}"))?;
+    let state = if record.checked_out {
+        "checked out"
+    } else {
+        "open"
+    };
+    if dry_run {
+        println!(
+            "[DRY RUN] Would delete cart {id} ({state}, {} line(s)).",
+            record.line_count
+        );
+        return Ok(());
+    }
+    if !carts.delete_cart(id).await.map_err(|e| e.to_string())? {
+        return Err(format!("no cart with id {id}"));
+    }
+    println!(
+        "Deleted cart {id} ({state}, {} line(s)) and its items.",
+        record.line_count
+    );
+    Ok(())
+}
+
+async fn delete_user_carts(carts: &Carts, user: &str, dry_run: bool) -> Result<(), CartError> {
+    if dry_run {
+        let matching = carts.user_carts(user).await?.len();
+        println!("[DRY RUN] Would delete {matching} cart(s) of user {user:?}.");
+        return Ok(());
+    }
+    let deleted = carts.delete_user_carts(user).await?;
+    if deleted == 0 {
+        println!("No carts of user {user:?} found. Nothing to delete.");
+        return Ok(());
+    }
+    println!("Successfully deleted {deleted} cart(s) (and their items) of user {user:?}.");
     Ok(())
 }
 

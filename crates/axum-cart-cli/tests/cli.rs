@@ -166,3 +166,171 @@ fn clean_deletes_idle_carts() {
     assert!(out.contains("Nothing to delete"), "{out}");
     let _ = std::fs::remove_file(&path);
 }
+
+fn no_panic(err: &str) {
+    assert!(
+        !err.contains("panicked") && !err.contains("overflow"),
+        "the command panicked: {err}"
+    );
+}
+
+#[test]
+fn discount_create_refuses_money_the_schema_cannot_hold() {
+    let (db, path) = temp_db("money");
+    assert!(cart(&db, &["migrate"]).0);
+    let huge = "79228162514264337593543950335";
+    let (ok, out, err) = cart(
+        &db,
+        &[
+            "discount",
+            "create",
+            "BIG",
+            "--fixed",
+            "10",
+            "--min-cart-value",
+            huge,
+        ],
+    );
+    assert!(!ok, "refused: {out}");
+    no_panic(&err);
+    assert_eq!(
+        err.trim(),
+        format!("error: Minimum cart value cannot exceed 9999999999999999.99, got {huge}.")
+    );
+    let (ok, _, err) = cart(&db, &["discount", "create", "BIG", "--fixed", huge]);
+    assert!(!ok);
+    no_panic(&err);
+    assert!(
+        err.contains("Discount value cannot exceed 99999999.99"),
+        "{err}"
+    );
+    let long = "A".repeat(51);
+    let (ok, _, err) = cart(&db, &["discount", "create", &long, "--fixed", "1"]);
+    assert!(!ok);
+    assert!(
+        err.contains("Discount codes are at most 50 characters, got 51."),
+        "{err}"
+    );
+    let (ok, _, err) = cart(&db, &["discount", "create", "ſummer25", "--percent", "5"]);
+    assert!(!ok);
+    assert!(err.contains("may only contain ASCII"), "{err}");
+    // At the bound it works.
+    let (ok, out, err) = cart(
+        &db,
+        &[
+            "discount",
+            "create",
+            "EDGE",
+            "--fixed",
+            "99999999.99",
+            "--min-cart-value",
+            "9999999999999999.99",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "Created discount EDGE (99999999.99).");
+    let (ok, out, _) = cart(&db, &["discount", "list"]);
+    assert!(ok);
+    assert!(out.contains("9999999999999999.99"), "{out}");
+    assert!(out.ends_with("1 discount(s).\n"), "{out}");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn carts_delete_by_id_and_by_user() {
+    let (db, path) = temp_db("delete");
+    assert!(cart(&db, &["migrate"]).0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ids: Vec<i64> = rt.block_on(async {
+        let carts = axum_cart::Carts::connect(&db).await.unwrap();
+        let mut ids = Vec::new();
+        for user in ["alice", "alice", "bob", "carol"] {
+            let mut c = carts.new_cart();
+            c.bind_to_user(Some(user)).await.unwrap();
+            c.add(
+                &axum_cart::ProductRef::new("book", 1).unwrap(),
+                rust_decimal::Decimal::ONE,
+                2,
+            )
+            .await
+            .unwrap();
+            ids.push(c.id().await.unwrap().unwrap().get());
+        }
+        ids
+    });
+    let carol = ids[3].to_string();
+
+    let (ok, out, err) = cart(&db, &["carts", "delete", "--id", &carol, "--dry-run"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("[DRY RUN] Would delete cart {carol} (open, 1 line(s)).")
+    );
+    let (ok, out, err) = cart(&db, &["carts", "delete", "--id", &carol]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("Deleted cart {carol} (open, 1 line(s)) and its items.")
+    );
+    let (ok, _, err) = cart(&db, &["carts", "delete", "--id", &carol]);
+    assert!(!ok);
+    assert!(err.contains(&format!("no cart with id {carol}")), "{err}");
+    for bad in ["0", "-3"] {
+        let (ok, _, err) = cart(&db, &["carts", "delete", "--id", bad]);
+        assert!(!ok);
+        assert!(err.contains("--id must be a positive integer."), "{err}");
+    }
+
+    let (ok, out, _) = cart(&db, &["carts", "delete", "--user", "alice", "--dry-run"]);
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        "[DRY RUN] Would delete 2 cart(s) of user \"alice\"."
+    );
+    let (ok, out, _) = cart(&db, &["carts", "delete", "--user", "alice"]);
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        "Successfully deleted 2 cart(s) (and their items) of user \"alice\"."
+    );
+    let (ok, out, _) = cart(&db, &["carts", "delete", "--user", "alice"]);
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        "No carts of user \"alice\" found. Nothing to delete."
+    );
+    let long = "u".repeat(256);
+    let (ok, _, err) = cart(&db, &["carts", "delete", "--user", &long]);
+    assert!(!ok);
+    assert!(
+        err.contains("User id must be at most 255 characters, got 256."),
+        "{err}"
+    );
+    let (ok, _, _) = cart(&db, &["carts", "delete", "--user", "bob", "--id", "1"]);
+    assert!(!ok, "--id and --user together are refused");
+    let (ok, _, _) = cart(&db, &["carts", "delete"]);
+    assert!(!ok, "one of --id and --user is needed");
+
+    // Only bob's cart and its line are left.
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        let carts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_carts")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let items: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cart_items")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let bob: Option<String> = sqlx::query_scalar("SELECT user_id FROM cart_carts")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!((carts, items, bob.as_deref()), (1, 1, Some("bob")));
+        pool.close().await;
+    });
+    let _ = std::fs::remove_file(&path);
+}

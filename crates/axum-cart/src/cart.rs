@@ -480,21 +480,19 @@ impl Carts {
         }
     }
 
-    /// All carts of a user, newest first, checked-out ones included (order history).
+    /// All carts of a user, newest first, checked-out ones included (order history): every
+    /// one of them, read in pages of 1000. A user id that cannot be stored (empty, over 255
+    /// characters, control characters) is refused with [`CartError::InvalidPayload`].
     pub async fn user_carts(&self, user_id: &str) -> Result<Vec<CartRecord>, CartError> {
-        self.list_carts(&CartFilter::new().user(user_id).limit(1000))
-            .await
+        crate::user::check_user_id(user_id)?;
+        self.all_user_carts(user_id, false).await
     }
 
-    /// The user's open carts, newest first: what a login merge looks at.
+    /// The user's open carts, newest first: what a login merge looks at. Every one of
+    /// them, like [`user_carts`](Self::user_carts).
     pub async fn active_user_carts(&self, user_id: &str) -> Result<Vec<CartRecord>, CartError> {
-        self.list_carts(
-            &CartFilter::new()
-                .user(user_id)
-                .checked_out(false)
-                .limit(1000),
-        )
-        .await
+        crate::user::check_user_id(user_id)?;
+        self.all_user_carts(user_id, true).await
     }
 
     /// Carts matching `filter`, newest first, with their line and unit counts, in one
@@ -593,6 +591,92 @@ impl Carts {
             // No subscriber is not an error.
             let _ = self.inner.events.send(event);
         }
+    }
+
+    /// Every cart of a user (open ones only with `open_only`), newest first, read page by
+    /// page: each page starts after the last cart of the one before, so none is skipped or
+    /// listed twice while carts come and go.
+    async fn all_user_carts(
+        &self,
+        user_id: &str,
+        open_only: bool,
+    ) -> Result<Vec<CartRecord>, CartError> {
+        const PAGE: i64 = 1000;
+        let backend = &self.inner.store.backend;
+        let mut all: Vec<CartRecord> = Vec::new();
+        loop {
+            let after = all.last().map(|c| (c.created_at.unix_timestamp(), c.id));
+            let page = backend
+                .user_carts_page(user_id, open_only, after, PAGE)
+                .await?;
+            let full = page.len() >= PAGE as usize;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Deletes one cart, open or checked out, with its lines and the records of carts
+    /// merged into it; `false` if there is no such cart. The cart's discount is kept (its
+    /// use count too). A session still naming the cart gets a fresh cart on its next
+    /// request.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), axum_cart::CartError> {
+    /// use axum_cart::{Carts, ProductRef};
+    /// use rust_decimal::Decimal;
+    /// let carts = Carts::connect("sqlite::memory:").await?;
+    /// carts.migrate().await?;
+    /// let mut cart = carts.new_cart();
+    /// cart.add(&ProductRef::new("book", 1)?, Decimal::ONE, 1).await?;
+    /// let id = cart.id().await?.expect("a row");
+    /// assert!(carts.delete_cart(id).await?);
+    /// assert!(!carts.delete_cart(id).await?, "gone already");
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_cart(&self, id: CartId) -> Result<bool, CartError> {
+        let deleted = self.inner.store.backend.delete_cart(id).await?;
+        self.forget_cached(&[id]);
+        Ok(deleted)
+    }
+
+    /// Deletes every cart of a user, open and checked out (order history too), with their
+    /// lines and the records of carts merged into them, for a privacy erasure request.
+    /// Deletes in batches of 1000 rows, each its own short statement (like
+    /// [`clean`](Self::clean)); returns how many carts were deleted. Discount codes are
+    /// not personal data and stay.
+    ///
+    /// A cart the user's session creates after the call (a request still in flight) is
+    /// not covered: log the user out first. A user id that cannot be stored is refused
+    /// with [`CartError::InvalidPayload`].
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), axum_cart::CartError> {
+    /// use axum_cart::Carts;
+    /// let carts = Carts::connect("sqlite::memory:").await?;
+    /// carts.migrate().await?;
+    /// carts.new_cart().bind_to_user(Some("alice")).await?;
+    /// assert_eq!(carts.delete_user_carts("alice").await?, 1);
+    /// assert!(carts.user_carts("alice").await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_user_carts(&self, user_id: &str) -> Result<u64, CartError> {
+        const BATCH: i64 = 1000;
+        crate::user::check_user_id(user_id)?;
+        let backend = &self.inner.store.backend;
+        let mut total: u64 = 0;
+        loop {
+            let n = backend.delete_user_carts(user_id, BATCH).await?;
+            total = total.saturating_add(n);
+            if n < BATCH as u64 {
+                break;
+            }
+        }
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
+        Ok(total)
     }
 }
 
@@ -1589,6 +1673,7 @@ impl Cart {
     ///
     /// User ids are strings: an app with integer keys passes `id.to_string()`.
     pub async fn bind_to_user(&mut self, user_id: Option<&str>) -> Result<(), CartError> {
+        user_id.map(crate::user::check_user_id).transpose()?;
         let user = user_id.map(str::to_owned);
         self.locked(&[], false, |locked| {
             let t = &locked.target;
@@ -1770,6 +1855,7 @@ impl Cart {
         user_id: &str,
         strategy: MergeStrategy,
     ) -> Result<MergeReport, CartError> {
+        crate::user::check_user_id(user_id)?;
         let guest = self.snapshot().await?;
         let guest_id = self.binding().id();
         if guest

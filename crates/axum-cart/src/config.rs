@@ -159,14 +159,16 @@ impl CartsBuilder {
 
     /// The subtotal needed to check out (`CART_MIN_ORDER_AMOUNT`).
     ///
+    /// It is rounded half-up to cents.
+    ///
     /// # Panics
-    /// If `amount` is negative: a configuration error, found at start-up.
+    /// If `amount` is negative or above 9,999,999,999,999,999.99 (the largest amount the
+    /// schema's money columns hold): a configuration error, found at start-up.
     pub fn min_order_amount(mut self, amount: Decimal) -> Self {
-        assert!(
-            !amount.is_sign_negative() || amount.is_zero(),
-            "min_order_amount cannot be negative, got {amount}"
-        );
-        self.config.min_order_amount = Some(crate::money::cents(amount));
+        match crate::money::order_minimum(crate::money::cents(amount)) {
+            Ok(amount) => self.config.min_order_amount = Some(amount),
+            Err(e) => panic!("min_order_amount: {e}"),
+        }
         self
     }
 

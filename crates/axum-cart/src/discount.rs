@@ -2,7 +2,13 @@
 //! minimum cart value.
 //!
 //! Codes are stored trimmed and upper-cased, and looked up the same way, so `"summer25 "`
-//! applies `SUMMER25` on every backend.
+//! applies `SUMMER25` on every backend. A code is printable ASCII (letters, digits,
+//! punctuation, inner spaces) and its case is folded in ASCII only: no Unicode case mapping
+//! can turn a look-alike such as `ſummer25` (long s), `ﬁxed10` (ligature) or `fıxed10`
+//! (dotless i) into a real code. Such codes do not exist when applied and cannot be created.
+//!
+//! Amounts are bounded by their columns: a value at most [`MAX_VALUE`] (`NUMERIC(10,2)`),
+//! a minimum cart value at most [`MAX_MIN_CART_VALUE`] (`NUMERIC(18,2)`).
 
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
@@ -12,6 +18,12 @@ use crate::money;
 
 /// The longest discount code the schema stores.
 pub const MAX_CODE_LEN: usize = 50;
+
+/// The largest discount value (`NUMERIC(10,2)`): 99,999,999.99. A percentage is at most 100.
+pub const MAX_VALUE: Decimal = money::MAX_DISCOUNT_VALUE;
+
+/// The largest minimum cart value (`NUMERIC(18,2)`): 9,999,999,999,999,999.99.
+pub const MAX_MIN_CART_VALUE: Decimal = money::MAX_AMOUNT;
 
 /// How a discount's value is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -112,13 +124,30 @@ impl Discount {
     /// let d = NewDiscount::percent("QUARTER", Decimal::from(25)).preview();
     /// assert_eq!(d.amount(Decimal::from_str("12.34").unwrap()).to_string(), "3.09");
     /// ```
+    ///
+    /// The arithmetic is checked: no subtotal or value (however large) makes it panic.
     pub fn amount(&self, subtotal: Decimal) -> Decimal {
         let subtotal = subtotal.max(Decimal::ZERO);
         let raw = match self.kind {
-            DiscountKind::Percent => subtotal * self.value / Decimal::ONE_HUNDRED,
+            DiscountKind::Percent => percent_of(subtotal, self.value),
             DiscountKind::Fixed => self.value,
         };
         money::cents(raw.max(Decimal::ZERO).min(subtotal))
+    }
+}
+
+/// `value` percent of `subtotal` (both not negative), without overflow: exact when
+/// `subtotal × value` fits in a `Decimal`, else computed as `subtotal / 100 × value`, and
+/// when even that overflows the result is above any subtotal, so `subtotal` (the cap).
+fn percent_of(subtotal: Decimal, value: Decimal) -> Decimal {
+    match subtotal.checked_mul(value) {
+        Some(product) => product
+            .checked_div(Decimal::ONE_HUNDRED)
+            .unwrap_or(subtotal),
+        None => subtotal
+            .checked_div(Decimal::ONE_HUNDRED)
+            .and_then(|hundredth| hundredth.checked_mul(value))
+            .unwrap_or(subtotal),
     }
 }
 
@@ -202,34 +231,52 @@ impl NewDiscount {
 
     /// Checks every rule the database also enforces and returns the discount as it will be
     /// stored (id 0, no uses).
+    ///
+    /// Refused, with a message saying what is wrong: an empty code, a code of more than
+    /// [`MAX_CODE_LEN`] characters or with characters other than printable ASCII; a
+    /// negative value, one with more than two decimal places or above [`MAX_VALUE`]; a
+    /// percentage above 100; a minimum cart value that is negative, has more than two
+    /// decimal places or is above [`MAX_MIN_CART_VALUE`]; `max_uses` outside
+    /// `0..=i32::MAX`; `valid_from` after `valid_until`.
+    ///
+    /// ```
+    /// use axum_cart::NewDiscount;
+    /// use rust_decimal::Decimal;
+    /// let huge = NewDiscount::fixed("BIG", Decimal::ONE).min_cart_value(Decimal::MAX);
+    /// assert_eq!(
+    ///     huge.validate().unwrap_err().to_string(),
+    ///     "Minimum cart value cannot exceed 9999999999999999.99, got 79228162514264337593543950335."
+    /// );
+    /// let long = NewDiscount::fixed("A".repeat(51), Decimal::ONE);
+    /// assert_eq!(
+    ///     long.validate().unwrap_err().to_string(),
+    ///     "Discount codes are at most 50 characters, got 51."
+    /// );
+    /// ```
     pub fn validate(&self) -> Result<Discount, CartError> {
         let bad = |m: String| Err(CartError::InvalidDiscount(m));
-        let code = normalize_code(&self.code)?;
-        if self.value.is_sign_negative() && !self.value.is_zero() {
-            return bad(format!(
-                "Discount value cannot be negative, got {}.",
-                self.value
-            ));
-        }
-        if self.value.normalize().scale() > 2 || self.value >= Decimal::from(100_000_000) {
-            return bad(format!(
-                "Discount value must have at most 2 decimal places and 8 digits before the point, got {}.",
-                self.value
-            ));
-        }
+        let code = match code_problem(self.code.trim()) {
+            Some(problem) => return bad(problem),
+            None => fold(self.code.trim()),
+        };
+        let value = match money::bounded("Discount value", self.value, MAX_VALUE) {
+            Ok(v) => v,
+            Err(m) => return bad(m),
+        };
         if self.kind == DiscountKind::Percent && self.value > Decimal::ONE_HUNDRED {
             return bad(format!(
                 "Percentage discounts cannot exceed 100% — value must be between 0 and 100, got {}.",
                 self.value
             ));
         }
-        if let Some(min) = self.min_cart_value {
-            if min.is_sign_negative() && !min.is_zero() || min.normalize().scale() > 2 {
-                return bad(format!(
-                    "Minimum cart value must be zero or positive with at most 2 decimal places, got {min}."
-                ));
-            }
-        }
+        let min_cart_value = match self
+            .min_cart_value
+            .map(|min| money::bounded("Minimum cart value", min, MAX_MIN_CART_VALUE))
+            .transpose()
+        {
+            Ok(v) => v,
+            Err(m) => return bad(m),
+        };
         if let Some(max) = self.max_uses {
             if !(0..=i64::from(i32::MAX)).contains(&max) {
                 return bad(format!(
@@ -247,8 +294,8 @@ impl NewDiscount {
             id: 0,
             code,
             kind: self.kind,
-            value: money::cents(self.value),
-            min_cart_value: self.min_cart_value.map(money::cents),
+            value,
+            min_cart_value,
             max_uses: self.max_uses,
             current_uses: 0,
             active: self.active,
@@ -265,21 +312,52 @@ impl NewDiscount {
     }
 }
 
-/// The form every code is stored and looked up in: trimmed, upper-case.
+/// The form every code is stored and looked up in: trimmed, ASCII upper-case. A code that
+/// cannot be stored (empty aside, see [`code_problem`]) is one that does not exist.
 pub(crate) fn normalize_code(code: &str) -> Result<String, CartError> {
-    let code = code.trim().to_uppercase();
+    let code = code.trim();
     if code.is_empty() {
         return Err(CartError::InvalidDiscount(
             "Discount code cannot be empty.".into(),
         ));
     }
-    if code.chars().count() > MAX_CODE_LEN || code.chars().any(char::is_control) {
+    if code_problem(code).is_some() {
         let shown: String = code.chars().take(20).collect();
         return Err(CartError::InvalidDiscount(format!(
-            "Discount code '{shown}…' does not exist."
+            "Discount code '{}…' does not exist.",
+            shown.escape_debug()
         )));
     }
-    Ok(code)
+    Ok(fold(code))
+}
+
+/// Upper-case in ASCII only: every other character is left as it is (and refused by
+/// [`code_problem`]), so no Unicode case mapping (`ſ` → `S`, `ﬁ` → `FI`, `ı` → `I`) can
+/// make a look-alike equal to a real code.
+fn fold(code: &str) -> String {
+    code.to_ascii_uppercase()
+}
+
+/// What is wrong with a trimmed code, if anything: empty, too long, or a character other
+/// than printable ASCII (letters, digits, punctuation, spaces inside).
+fn code_problem(code: &str) -> Option<String> {
+    if code.is_empty() {
+        return Some("Discount code cannot be empty.".into());
+    }
+    let len = code.chars().count();
+    if len > MAX_CODE_LEN {
+        return Some(format!(
+            "Discount codes are at most {MAX_CODE_LEN} characters, got {len}."
+        ));
+    }
+    code.chars()
+        .find(|c| !(c.is_ascii_graphic() || *c == ' '))
+        .map(|c| {
+            format!(
+                "Discount codes may only contain ASCII letters, digits, punctuation and spaces; {:?} (U+{:04X}) is not allowed.",
+                c, u32::from(c)
+            )
+        })
 }
 
 /// Timestamps are stored as whole seconds since the epoch.
@@ -392,5 +470,85 @@ mod tests {
     #[test]
     fn codes_are_trimmed_and_upper_cased() {
         assert_eq!(normalize_code(" summer25 ").unwrap(), "SUMMER25");
+        assert_eq!(normalize_code("Summer 25").unwrap(), "SUMMER 25");
+    }
+
+    #[test]
+    fn look_alike_codes_do_not_fold_into_real_ones() {
+        for look_alike in ["ſummer25", "ﬁxed10", "fıxed10", "ＳＵＭＭＥＲ25", "straße"] {
+            let err = normalize_code(look_alike).unwrap_err().to_string();
+            assert!(err.ends_with("does not exist."), "{look_alike}: {err}");
+            let err = NewDiscount::fixed(look_alike, d("1"))
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("Discount codes may only contain ASCII"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            NewDiscount::fixed("ſummer25", d("1"))
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "Discount codes may only contain ASCII letters, digits, punctuation and spaces; 'ſ' (U+017F) is not allowed."
+        );
+        assert!(normalize_code("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn amounts_never_panic() {
+        let all = NewDiscount::percent("ALL", d("100")).preview();
+        assert_eq!(all.amount(Decimal::MAX), money::cents(Decimal::MAX));
+        let mut odd = all.clone();
+        odd.value = Decimal::MAX;
+        assert_eq!(odd.amount(Decimal::MAX), money::cents(Decimal::MAX));
+        assert_eq!(odd.amount(d("10")).to_string(), "10.00");
+        let half = NewDiscount::percent("HALF", d("50")).preview();
+        assert_eq!(
+            half.amount(Decimal::MAX),
+            money::cents(Decimal::MAX / Decimal::from(2))
+        );
+        let fixed = NewDiscount::fixed("F", MAX_VALUE).preview();
+        assert_eq!(fixed.amount(Decimal::MAX), MAX_VALUE);
+    }
+
+    #[test]
+    fn bounds_are_refused_with_the_bound_in_the_message() {
+        let huge = d("79228162514264337593543950335");
+        let e = NewDiscount::fixed("X", d("1"))
+            .min_cart_value(huge)
+            .validate()
+            .unwrap_err();
+        assert!(matches!(e, CartError::InvalidDiscount(_)));
+        assert!(
+            e.to_string().contains("cannot exceed 9999999999999999.99"),
+            "{e}"
+        );
+        let at = NewDiscount::fixed("X", MAX_VALUE)
+            .min_cart_value(MAX_MIN_CART_VALUE)
+            .validate()
+            .unwrap();
+        assert_eq!(at.min_cart_value, Some(MAX_MIN_CART_VALUE));
+        assert_eq!(at.value, MAX_VALUE);
+        let e = NewDiscount::fixed("X", d("100000000"))
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Discount value cannot exceed 99999999.99, got 100000000."
+        );
+        assert!(NewDiscount::fixed("X", huge).validate().is_err());
+        assert_eq!(
+            NewDiscount::fixed("A".repeat(51), d("1"))
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "Discount codes are at most 50 characters, got 51."
+        );
+        assert!(NewDiscount::fixed("A".repeat(50), d("1"))
+            .validate()
+            .is_ok());
     }
 }

@@ -48,6 +48,7 @@ pub mod session;
 pub mod shipping;
 pub mod store;
 pub mod tax;
+mod user;
 
 pub use admin::admin_router;
 pub use async_trait::async_trait;

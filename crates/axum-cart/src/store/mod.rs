@@ -274,6 +274,22 @@ pub(crate) trait Backend: Send + Sync + 'static {
         include_checked_out: bool,
         limit: i64,
     ) -> Result<u64, CartError>;
+    /// One page of a user's carts (open ones only with `open_only`), newest first, with
+    /// their line and unit counts: the carts after `after` (the `created_at` and id of the
+    /// last cart of the previous page), at most `limit`. See [`user_page_sql`].
+    async fn user_carts_page(
+        &self,
+        user_id: &str,
+        open_only: bool,
+        after: Option<(i64, CartId)>,
+        limit: i64,
+    ) -> Result<Vec<CartRecord>, CartError>;
+    /// Deletes one cart row; its lines and the merge records pointing at it go with it
+    /// (`ON DELETE CASCADE`). `true` if it existed.
+    async fn delete_cart(&self, cart: CartId) -> Result<bool, CartError>;
+    /// Deletes up to `limit` of the user's carts (checked out or not), lowest ids first,
+    /// with their lines and merge records; returns how many.
+    async fn delete_user_carts(&self, user_id: &str, limit: i64) -> Result<u64, CartError>;
 }
 
 /// Which carts to list (admin pages, a user's history).
@@ -530,4 +546,45 @@ pub(crate) fn used_up() -> CartError {
 
 pub(crate) fn duplicate_code(code: &str) -> CartError {
     CartError::InvalidDiscount(format!("Discount code '{code}' already exists."))
+}
+
+/// The statement of one page of a user's carts, in the order of [`list_sql`] (newest
+/// first: `created_at DESC, id DESC`), and the values to bind in order. Pages follow each
+/// other by the last row seen (keyset), not by offset, so a cart created or deleted while
+/// the pages are read never makes another one be skipped or listed twice.
+pub(crate) fn user_page_sql(
+    dialect: &ListDialect,
+    user_id: &str,
+    open_only: bool,
+    after: Option<(i64, CartId)>,
+    limit: i64,
+) -> (String, Vec<Arg>) {
+    let placeholder = dialect.placeholder;
+    let mut args = vec![Arg::Text(user_id.to_owned())];
+    let mut clauses = vec![format!("c.user_id = {}", placeholder(1))];
+    if open_only {
+        clauses.push(dialect.open.to_owned());
+    }
+    if let Some((created_at, id)) = after {
+        args.push(Arg::Int(created_at));
+        let before = placeholder(args.len());
+        args.push(Arg::Int(created_at));
+        let same = placeholder(args.len());
+        args.push(Arg::Int(id.get()));
+        let lower_id = placeholder(args.len());
+        clauses.push(format!(
+            "(c.created_at < {before} OR (c.created_at = {same} AND c.id < {lower_id}))"
+        ));
+    }
+    args.push(Arg::Int(limit.max(1)));
+    let limit = placeholder(args.len());
+    let sql = format!(
+        "SELECT {CART_COLUMNS}, COUNT(i.id), {units} \
+         FROM cart_carts c LEFT JOIN cart_items i ON i.cart_id = c.id WHERE {clause} \
+         GROUP BY c.id, c.checked_out, c.user_id, c.created_at, c.updated_at \
+         ORDER BY c.created_at DESC, c.id DESC LIMIT {limit}",
+        units = dialect.units,
+        clause = clauses.join(" AND "),
+    );
+    (sql, args)
 }

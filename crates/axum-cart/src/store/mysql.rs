@@ -527,4 +527,40 @@ impl Backend for MySqlBackend {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn user_carts_page(
+        &self,
+        user_id: &str,
+        open_only: bool,
+        after: Option<(i64, CartId)>,
+        limit: i64,
+    ) -> Result<Vec<CartRecord>, CartError> {
+        let (sql, args) = super::user_page_sql(&LIST, user_id, open_only, after, limit);
+        let mut query = sqlx::query(&sql);
+        for arg in args {
+            query = match arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(decode_record).collect()
+    }
+
+    async fn delete_cart(&self, cart: CartId) -> Result<bool, CartError> {
+        let done = sqlx::query("DELETE FROM cart_carts WHERE id = ?")
+            .bind(cart.get())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_user_carts(&self, user_id: &str, limit: i64) -> Result<u64, CartError> {
+        let done = sqlx::query("DELETE FROM cart_carts WHERE user_id = ? ORDER BY id LIMIT ?")
+            .bind(user_id)
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
