@@ -1427,7 +1427,11 @@ impl Cart {
         };
         let looked_up = match product {
             Some(_) => None,
-            None => self.catalog_products(std::slice::from_ref(pref)).await?.pop().flatten(),
+            None => self
+                .catalog_products(std::slice::from_ref(pref))
+                .await?
+                .pop()
+                .flatten(),
         };
         let product: &dyn Product = match (product, &looked_up) {
             (Some(p), _) => p,
@@ -1729,6 +1733,22 @@ impl Cart {
         }
         let unknown = self.missing_products(&src_snap.lines).await?;
         let max = self.config().line_limit();
+        if self.config().inventory.is_some() {
+            // Each merged line at the quantity it will have (inventory is not reserved, so
+            // this is the check of what was just read).
+            let wanted: Vec<(ProductRef, i64)> = src_snap
+                .lines
+                .iter()
+                .map(|sl| {
+                    let q = match own.line(&sl.product) {
+                        Some(tl) => merged_quantity(strategy, tl.quantity, sl.quantity),
+                        None => sl.quantity,
+                    };
+                    (sl.product.clone(), q.min(max))
+                })
+                .collect();
+            self.check_stock_of(&wanted).await?;
+        }
         let mut report = MergeReport::default();
         let mut events = Vec::new();
         let id = self
@@ -2124,6 +2144,15 @@ fn check_price(expected: Option<Decimal>, given: Decimal) -> Result<(), CartErro
             got: given,
         }),
         _ => Ok(()),
+    }
+}
+
+/// The quantity a product in both carts ends with under `strategy`.
+fn merged_quantity(strategy: MergeStrategy, target: i64, source: i64) -> i64 {
+    match strategy {
+        MergeStrategy::Add => target.saturating_add(source),
+        MergeStrategy::Replace => source,
+        MergeStrategy::KeepHigher => target.max(source),
     }
 }
 
