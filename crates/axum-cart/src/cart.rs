@@ -678,6 +678,75 @@ impl Carts {
         }
         Ok(total)
     }
+
+    /// Changes the rules of an existing discount code (the admin's edit form): its type,
+    /// value, minimum cart value, maximum uses, active flag and validity window become
+    /// those of `discount`, whose code names the discount (trimmed, any case). Its id and
+    /// use count stay. The rules of [`NewDiscount::validate`] apply, and also:
+    ///
+    /// - the maximum uses cannot be below the uses the code already has;
+    /// - once a checkout has used the code (or a checked-out cart holds it), its type and
+    ///   value are fixed, so placed orders keep their figures: create a new code instead.
+    ///
+    /// Refusals are [`CartError::InvalidDiscount`] and change nothing; `Ok(None)` when there
+    /// is no such code.
+    pub async fn update_discount(
+        &self,
+        discount: NewDiscount,
+    ) -> Result<Option<Discount>, CartError> {
+        use crate::store::DiscountChange;
+        let wanted = discount.validate()?;
+        let backend = &self.inner.store.backend;
+        let change = backend.update_discount(&wanted).await?;
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
+        match change {
+            DiscountChange::NotFound => Ok(None),
+            DiscountChange::Done => backend.discount_by_code(&wanted.code).await,
+            DiscountChange::Refused => {
+                let Some(current) = backend.discount_by_code(&wanted.code).await? else {
+                    return Ok(None);
+                };
+                if matches!(wanted.max_uses, Some(max) if max < current.current_uses) {
+                    return Err(CartError::InvalidDiscount(format!(
+                        "Maximum uses cannot be below the {} uses discount '{}' already has.",
+                        current.current_uses, current.code
+                    )));
+                }
+                Err(CartError::InvalidDiscount(format!(
+                    "Discount '{}' has been used at checkout, so its type and value can no \
+                     longer change (placed orders keep them). Create a new code instead.",
+                    current.code
+                )))
+            }
+        }
+    }
+
+    /// Deletes a discount code (trimmed, any case). Open carts holding it lose it (they are
+    /// priced without it from then on). A code that a checkout has used, or that a
+    /// checked-out cart holds, is never deleted — the order keeps its discount — and the
+    /// refusal is [`CartError::InvalidDiscount`]: deactivate such a code instead
+    /// ([`set_discount_active`](Self::set_discount_active)). `Ok(false)` when there is no
+    /// such code.
+    pub async fn delete_discount(&self, code: &str) -> Result<bool, CartError> {
+        use crate::store::DiscountChange;
+        let Ok(code) = normalize_code(code) else {
+            return Ok(false);
+        };
+        let change = self.inner.store.backend.delete_discount(&code).await?;
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
+        match change {
+            DiscountChange::Done => Ok(true),
+            DiscountChange::NotFound => Ok(false),
+            DiscountChange::Refused => Err(CartError::InvalidDiscount(format!(
+                "Discount '{code}' has been used at checkout and cannot be deleted \
+                 (placed orders keep it); deactivate it instead."
+            ))),
+        }
+    }
 }
 
 /// Where the facade stands with its cart row.

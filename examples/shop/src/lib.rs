@@ -289,11 +289,11 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         .layer(session_layer)
         .with_state(shop.clone());
     if let Some(password) = shop.settings.admin_password.clone() {
-        let expected = format!("Basic {}", base64(format!("admin:{password}").as_bytes()));
+        let guard = Arc::new(AdminGuard::new(&password));
         let admin =
             admin_router(carts).layer(middleware::from_fn(move |req: Request, next: Next| {
-                let expected = expected.clone();
-                async move { require_admin(&expected, req, next).await }
+                let guard = guard.clone();
+                async move { require_admin(&guard, req, next).await }
             }));
         router = router.nest("/admin", admin);
     }
@@ -853,56 +853,186 @@ async fn logout(mut auth: AuthSession, mut cart: Cart) -> Response {
     Redirect::to("/").into_response()
 }
 
-async fn require_admin(expected: &str, req: Request, next: Next) -> Response {
+/// Wrong admin passwords one client may try at once before it is refused (429)…
+const ADMIN_FAILURE_BURST: u32 = 5;
+/// …and then one more per this period (so at most 300 guesses an hour per client).
+const ADMIN_FAILURE_PERIOD: std::time::Duration = std::time::Duration::from_secs(12);
+/// Clients with failures remembered before the old entries are dropped.
+const ADMIN_CLIENTS_TRACKED: usize = 10_000;
+
+/// The `/admin` guard: HTTP basic auth (RFC 7617) as user `admin` with `ADMIN_PASSWORD`.
+///
+/// - The scheme is matched case-insensitively (`Basic`, `basic`, `BASIC`) and spaces around
+///   the credentials are ignored.
+/// - The given `user:password` is compared with the expected one through their SHA-256
+///   digests, in constant time, so neither the content nor the length of the password shows
+///   in the answer time.
+/// - Wrong credentials are counted per client (its IP address when the server provides
+///   [`ConnectInfo`](axum::extract::ConnectInfo), else one shared count for all) with a
+///   [`governor`] rate limiter: after [`ADMIN_FAILURE_BURST`] failures the client gets 429
+///   with `Retry-After` — for every request, the right password included, so guessing
+///   learns nothing meanwhile — and one more try per [`ADMIN_FAILURE_PERIOD`]. Each time a
+///   client is locked out a WARN line is logged. A request without credentials (a browser's
+///   first) is answered 401 and not counted.
+struct AdminGuard {
+    /// SHA-256 of `admin:{password}`.
+    expected: [u8; 32],
+    failures: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// Clients refused until this instant.
+    locked: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
+}
+
+impl AdminGuard {
+    fn new(password: &str) -> AdminGuard {
+        let burst =
+            std::num::NonZeroU32::new(ADMIN_FAILURE_BURST).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::with_period(ADMIN_FAILURE_PERIOD)
+            .unwrap_or_else(|| governor::Quota::per_minute(std::num::NonZeroU32::MIN))
+            .allow_burst(burst);
+        AdminGuard {
+            expected: sha256(format!("admin:{password}").as_bytes()),
+            failures: governor::RateLimiter::keyed(quota),
+            locked: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// How long this client is still refused, if it is.
+    fn locked_for(&self, client: std::net::IpAddr) -> Option<std::time::Duration> {
+        let locked = self.locked.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *locked.get(&client)?;
+        until.checked_duration_since(std::time::Instant::now())
+    }
+
+    /// Counts a failure of this client; `Some(wait)` when it is now refused for `wait`.
+    fn failed(&self, client: std::net::IpAddr) -> Option<std::time::Duration> {
+        use governor::clock::Clock;
+        if self.failures.len() > ADMIN_CLIENTS_TRACKED {
+            self.failures.retain_recent();
+        }
+        let not_until = self.failures.check_key(&client).err()?;
+        let wait = not_until
+            .wait_time_from(self.failures.clock().now())
+            .max(std::time::Duration::from_secs(1));
+        let now = std::time::Instant::now();
+        let mut locked = self.locked.lock().unwrap_or_else(|p| p.into_inner());
+        if locked.len() > ADMIN_CLIENTS_TRACKED {
+            locked.retain(|_, until| *until > now);
+        }
+        locked.insert(client, now.checked_add(wait).unwrap_or(now));
+        Some(wait)
+    }
+
+    /// Whether the credentials of this `Authorization` header are the admin's.
+    fn accepts(&self, authorization: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(given) = basic_credentials(authorization) else {
+            return false;
+        };
+        bool::from(sha256(&given).ct_eq(&self.expected))
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The decoded `user:password` of a basic-auth header value (RFC 7617: the scheme in any
+/// case, then the base64 credentials, spaces around them ignored).
+fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()
+}
+
+async fn require_admin(guard: &AdminGuard, req: Request, next: Next) -> Response {
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+            c.0.ip()
+        });
+    if let Some(wait) = guard.locked_for(client) {
+        tracing::debug!(%client, "admin request refused: too many failed logins");
+        return too_many_logins(wait);
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        next.run(req).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"shop admin\"")],
-            "Admin login required.",
-        )
-            .into_response()
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Standard base64 (for the basic-auth header).
-fn base64(input: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
+        .map(|v| v.as_bytes());
+    match given {
+        Some(given) if guard.accepts(given) => return next.run(req).await,
+        Some(_) => {
+            if let Some(wait) = guard.failed(client) {
+                tracing::warn!(
+                    %client,
+                    retry_after_secs = retry_after_secs(wait),
+                    "repeated failed admin logins: refusing this client for a while"
+                );
+                return too_many_logins(wait);
             }
+            tracing::info!(%client, "failed admin login");
         }
+        None => {}
     }
-    out
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"shop admin\", charset=\"UTF-8\"",
+        )],
+        "Admin login required.",
+    )
+        .into_response()
+}
+
+/// Whole seconds, rounded up, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    let secs = wait.as_secs();
+    let secs = if wait.subsec_nanos() > 0 {
+        secs.saturating_add(1)
+    } else {
+        secs
+    };
+    secs.max(1)
+}
+
+fn too_many_logins(wait: std::time::Duration) -> Response {
+    let secs = retry_after_secs(wait);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.to_string())],
+        format!("Too many failed admin logins. Try again in {secs} seconds."),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn base64_matches_the_standard() {
-        assert_eq!(super::base64(b"admin:secret"), "YWRtaW46c2VjcmV0");
-        assert_eq!(super::base64(b"a"), "YQ==");
-        assert_eq!(super::base64(b"ab"), "YWI=");
+    fn basic_credentials_follow_rfc_7617() {
+        let creds = |v: &str| super::basic_credentials(v.as_bytes());
+        let want = Some(b"admin:secret".to_vec());
+        assert_eq!(creds("Basic YWRtaW46c2VjcmV0"), want);
+        assert_eq!(creds("basic YWRtaW46c2VjcmV0"), want);
+        assert_eq!(creds("  BASIC    YWRtaW46c2VjcmV0  "), want);
+        assert_eq!(creds("Bearer YWRtaW46c2VjcmV0"), None);
+        assert_eq!(creds("Basic"), None);
+        assert_eq!(creds("Basic !!!"), None);
+        assert_eq!(creds("BasicYWRtaW46c2VjcmV0"), None);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        use std::time::Duration;
+        assert_eq!(super::retry_after_secs(Duration::from_millis(11_200)), 12);
+        assert_eq!(super::retry_after_secs(Duration::from_secs(12)), 12);
+        assert_eq!(super::retry_after_secs(Duration::ZERO), 1);
     }
 }

@@ -439,3 +439,200 @@ async fn cross_site_posts_to_the_shops_own_routes_are_refused() {
     assert_eq!(done.status, StatusCode::OK);
     assert!(done.body.contains("Thank you for your order!"));
 }
+
+/// Log lines written while a test runs, for checking what the shop logged.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// An admin request with this `Authorization` header, from `client` if given (as a server
+/// providing `ConnectInfo` would tell).
+fn admin_req(method: &str, uri: &str, authorization: &str, client: Option<&str>) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, authorization)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::empty())
+        .unwrap();
+    if let Some(addr) = client {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo::<std::net::SocketAddr>(
+                addr.parse().unwrap(),
+            ));
+    }
+    req
+}
+
+/// Issue item 2: the admin password cannot be guessed quickly. The `basic` scheme is
+/// accepted in any case with extra spaces; wrong passwords of another or of the same length
+/// fail alike; after a few wrong guesses one client gets 429 with `Retry-After` for every
+/// request (the right password included) and a WARN line is logged, while another client
+/// is unaffected; a discount code containing `/` is switched off and on from the admin.
+#[tokio::test]
+async fn admin_login_is_rate_limited_and_codes_with_slashes_work() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _log = tracing::subscriber::set_default(subscriber);
+
+    let db = temp_db("admin-guard");
+    let (router, shop) = app(settings(&db)).await.unwrap();
+    let mut b = Browser::new(&router);
+    // "admin:s3cret", "admin:s3creX" (same length), "admin:x" (shorter), "root:s3cret".
+    let right = "YWRtaW46czNjcmV0";
+    for auth in [
+        format!("Basic {right}"),
+        format!("basic {right}"),
+        format!("  BASIC    {right}  "),
+    ] {
+        let page = b.send(admin_req("GET", "/admin/carts", &auth, None)).await;
+        assert_eq!(page.status, StatusCode::OK, "{auth:?}");
+    }
+    let no_credentials = b.get("/admin/carts").await;
+    assert_eq!(no_credentials.status, StatusCode::UNAUTHORIZED);
+    assert!(no_credentials
+        .headers
+        .contains_key(header::WWW_AUTHENTICATE));
+    for auth in [
+        "Basic YWRtaW46czNjcmVY",
+        "Basic YWRtaW46eA==",
+        "Basic cm9vdDpzM2NyZXQ=",
+        "Basic !!!",
+        "Bearer YWRtaW46czNjcmV0",
+    ] {
+        let page = b.send(admin_req("GET", "/admin/carts", auth, None)).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{auth}");
+    }
+
+    // The guessing goes on: every further request of this client is refused.
+    let mut refused = 0;
+    for i in 0..40 {
+        let auth = format!("Basic YWRtaW46Z3Vlc3N7{i:02}");
+        let page = b.send(admin_req("GET", "/admin/carts", &auth, None)).await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "guess {i}");
+        let retry: u64 = page.headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=12).contains(&retry), "Retry-After {retry}");
+        refused += 1;
+    }
+    assert_eq!(refused, 40);
+    let page = b
+        .send(admin_req(
+            "GET",
+            "/admin/carts",
+            &format!("Basic {right}"),
+            None,
+        ))
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the right password learns nothing while locked out"
+    );
+    let text = logs.text();
+    assert_eq!(
+        text.matches(" WARN ").count(),
+        1,
+        "one WARN line per lockout: {text}"
+    );
+    assert!(
+        text.contains("repeated failed admin logins") && text.contains("retry_after_secs"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("INFO shop: failed admin login").count(),
+        5,
+        "{text}"
+    );
+
+    // Another client is not locked out; a code with `/` is addressed percent-encoded.
+    let other = Some("127.0.0.2:50000");
+    shop.carts
+        .create_discount(axum_cart::NewDiscount::percent("HALF/OFF", 50.into()))
+        .await
+        .unwrap();
+    let auth = format!("Basic {right}");
+    let page = b
+        .send(admin_req("GET", "/admin/discounts", &auth, other))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("action=\"/admin/discounts/HALF%2FOFF/deactivate\""),
+        "{}",
+        page.body
+    );
+    let page = b
+        .send(admin_req(
+            "POST",
+            "/admin/discounts/HALF%2FOFF/deactivate",
+            &auth,
+            other,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(
+        !shop
+            .carts
+            .discount("HALF/OFF")
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+    let page = b
+        .send(admin_req(
+            "GET",
+            "/admin/discounts/HALF%2FOFF",
+            &auth,
+            other,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("action=\"/admin/discounts/HALF%2FOFF/activate\""),
+        "{}",
+        page.body
+    );
+    let page = b
+        .send(admin_req(
+            "POST",
+            "/admin/discounts/HALF%2FOFF/activate",
+            &auth,
+            other,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(
+        shop.carts
+            .discount("HALF/OFF")
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+}

@@ -290,6 +290,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Deletes up to `limit` of the user's carts (checked out or not), lowest ids first,
     /// with their lines and merge records; returns how many.
     async fn delete_user_carts(&self, user_id: &str, limit: i64) -> Result<u64, CartError>;
+    /// Replaces the rules (type, value, minimum, maximum uses, active, validity window) of
+    /// the discount with `d.code`, keeping its id and uses, in one statement. Refused when
+    /// `d.max_uses` is below the uses it already has, or when the type or value would change
+    /// on a code that has been used ([`discount_in_use`]).
+    async fn update_discount(&self, d: &Discount) -> Result<DiscountChange, CartError>;
+    /// Deletes the discount with this code, in one statement; open carts holding it are
+    /// detached (`ON DELETE SET NULL`). Refused when the code has been used
+    /// ([`discount_in_use`]).
+    async fn delete_discount(&self, code: &str) -> Result<DiscountChange, CartError>;
 }
 
 /// Which carts to list (admin pages, a user's history).
@@ -587,4 +596,28 @@ pub(crate) fn user_page_sql(
         clause = clauses.join(" AND "),
     );
     (sql, args)
+}
+
+/// How an admin change of a discount ([`Backend::update_discount`],
+/// [`Backend::delete_discount`]) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DiscountChange {
+    /// Written.
+    Done,
+    /// No discount has this code.
+    NotFound,
+    /// The code exists but the change was refused; nothing was written.
+    Refused,
+}
+
+/// The SQL condition "this discount (the `cart_discounts` row of the statement) has been
+/// used": a checkout counted a use of it, or a checked-out cart holds it. `closed` is the
+/// backend's "checked-out cart" condition on `c`. The use count is a column of the row the
+/// statement writes, so a checkout committing concurrently is seen (it counts its use in
+/// the same transaction that checks the cart out).
+pub(crate) fn discount_in_use(closed: &str) -> String {
+    format!(
+        "(cart_discounts.current_uses > 0 OR EXISTS (SELECT 1 FROM cart_carts c \
+         WHERE c.discount_id = cart_discounts.id AND {closed}))"
+    )
 }

@@ -563,4 +563,60 @@ impl Backend for MySqlBackend {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn update_discount(&self, d: &Discount) -> Result<super::DiscountChange, CartError> {
+        let in_use = super::discount_in_use("c.checked_out = 1");
+        let sql = format!(
+            "UPDATE cart_discounts SET discount_type = ?, value = ?, min_cart_value = ?, \
+             max_uses = ?, active = ?, valid_from = ?, valid_until = ? \
+             WHERE code = ? AND (? IS NULL OR current_uses <= ?) \
+             AND ((discount_type = ? AND value = ?) OR NOT {in_use})"
+        );
+        let done = sqlx::query(&sql)
+            .bind(d.kind.as_str())
+            .bind(d.value)
+            .bind(d.min_cart_value)
+            .bind(d.max_uses)
+            .bind(d.active)
+            .bind(d.valid_from.map(|t| t.unix_timestamp()))
+            .bind(d.valid_until.map(|t| t.unix_timestamp()))
+            .bind(&d.code)
+            .bind(d.max_uses)
+            .bind(d.max_uses)
+            .bind(d.kind.as_str())
+            .bind(d.value)
+            .execute(&self.pool)
+            .await?;
+        self.discount_change(done.rows_affected(), &d.code).await
+    }
+
+    async fn delete_discount(&self, code: &str) -> Result<super::DiscountChange, CartError> {
+        // One statement: the foreign key (`ON DELETE SET NULL`) detaches the open carts
+        // holding the code, and the use count it checks is the deleted row's own.
+        let in_use = super::discount_in_use("c.checked_out = 1");
+        let done = sqlx::query(&format!(
+            "DELETE FROM cart_discounts WHERE code = ? AND NOT {in_use}"
+        ))
+        .bind(code)
+        .execute(&self.pool)
+        .await?;
+        self.discount_change(done.rows_affected(), code).await
+    }
+}
+
+impl MySqlBackend {
+    /// What a discount change that wrote `rows` rows means.
+    async fn discount_change(
+        &self,
+        rows: u64,
+        code: &str,
+    ) -> Result<super::DiscountChange, CartError> {
+        if rows > 0 {
+            return Ok(super::DiscountChange::Done);
+        }
+        Ok(match self.discount_by_code(code).await? {
+            Some(_) => super::DiscountChange::Refused,
+            None => super::DiscountChange::NotFound,
+        })
+    }
 }

@@ -531,4 +531,56 @@ impl Backend for PgBackend {
         .await?;
         Ok(done.rows_affected())
     }
+
+    async fn update_discount(&self, d: &Discount) -> Result<super::DiscountChange, CartError> {
+        let in_use = super::discount_in_use("c.checked_out");
+        let sql = format!(
+            "UPDATE cart_discounts SET discount_type = $1, value = $2, min_cart_value = $3, \
+             max_uses = $4, active = $5, valid_from = $6, valid_until = $7 \
+             WHERE code = $8 AND ($4::BIGINT IS NULL OR current_uses <= $4::BIGINT) \
+             AND ((discount_type = $1 AND value = $2) OR NOT {in_use})"
+        );
+        let done = sqlx::query(&sql)
+            .bind(d.kind.as_str())
+            .bind(d.value)
+            .bind(d.min_cart_value)
+            .bind(d.max_uses)
+            .bind(d.active)
+            .bind(d.valid_from.map(|t| t.unix_timestamp()))
+            .bind(d.valid_until.map(|t| t.unix_timestamp()))
+            .bind(&d.code)
+            .execute(&self.pool)
+            .await?;
+        self.discount_change(done.rows_affected(), &d.code).await
+    }
+
+    async fn delete_discount(&self, code: &str) -> Result<super::DiscountChange, CartError> {
+        // One statement: the foreign key (`ON DELETE SET NULL`) detaches the open carts
+        // holding the code, and the use count it checks is the deleted row's own.
+        let in_use = super::discount_in_use("c.checked_out");
+        let done = sqlx::query(&format!(
+            "DELETE FROM cart_discounts WHERE code = $1 AND NOT {in_use}"
+        ))
+        .bind(code)
+        .execute(&self.pool)
+        .await?;
+        self.discount_change(done.rows_affected(), code).await
+    }
+}
+
+impl PgBackend {
+    /// What a discount change that wrote `rows` rows means.
+    async fn discount_change(
+        &self,
+        rows: u64,
+        code: &str,
+    ) -> Result<super::DiscountChange, CartError> {
+        if rows > 0 {
+            return Ok(super::DiscountChange::Done);
+        }
+        Ok(match self.discount_by_code(code).await? {
+            Some(_) => super::DiscountChange::Refused,
+            None => super::DiscountChange::NotFound,
+        })
+    }
 }

@@ -667,4 +667,66 @@ impl Backend for SqliteBackend {
         .await?;
         Ok(done.rows_affected())
     }
+
+    async fn update_discount(&self, d: &Discount) -> Result<super::DiscountChange, CartError> {
+        let in_use = super::discount_in_use("c.checked_out = 1");
+        let sql = format!(
+            "UPDATE cart_discounts SET discount_type = ?1, value_cents = ?2, \
+             min_cart_value_cents = ?3, max_uses = ?4, active = ?5, valid_from = ?6, \
+             valid_until = ?7 \
+             WHERE code = ?8 AND (?4 IS NULL OR current_uses <= ?4) \
+             AND ((discount_type = ?1 AND value_cents = ?2) OR NOT {in_use})"
+        );
+        let done = sqlx::query(&sql)
+            .bind(d.kind.as_str())
+            .bind(to_cents(d.value))
+            .bind(d.min_cart_value.map(to_cents))
+            .bind(d.max_uses)
+            .bind(d.active)
+            .bind(d.valid_from.map(|t| t.unix_timestamp()))
+            .bind(d.valid_until.map(|t| t.unix_timestamp()))
+            .bind(&d.code)
+            .execute(&self.pool)
+            .await?;
+        self.discount_change(done.rows_affected(), &d.code).await
+    }
+
+    async fn delete_discount(&self, code: &str) -> Result<super::DiscountChange, CartError> {
+        // The open carts holding it are detached in the same transaction, so the result
+        // does not depend on the connection enforcing foreign keys.
+        let in_use = super::discount_in_use("c.checked_out = 1");
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "UPDATE cart_carts SET discount_id = NULL WHERE discount_id IN \
+             (SELECT id FROM cart_discounts WHERE code = ? AND NOT {in_use})"
+        ))
+        .bind(code)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(&format!(
+            "DELETE FROM cart_discounts WHERE code = ? AND NOT {in_use}"
+        ))
+        .bind(code)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.discount_change(done.rows_affected(), code).await
+    }
+}
+
+impl SqliteBackend {
+    /// What a discount change that wrote `rows` rows means.
+    async fn discount_change(
+        &self,
+        rows: u64,
+        code: &str,
+    ) -> Result<super::DiscountChange, CartError> {
+        if rows > 0 {
+            return Ok(super::DiscountChange::Done);
+        }
+        Ok(match self.discount_by_code(code).await? {
+            Some(_) => super::DiscountChange::Refused,
+            None => super::DiscountChange::NotFound,
+        })
+    }
 }
