@@ -60,7 +60,10 @@ enum Storage {
 /// [`Cart`] or a [`CartBadge`](crate::CartBadge) as an argument.
 ///
 /// - [`CartLayer::new`]: the cart id is kept in the app's `tower_sessions::Session` (the
-///   default; install `SessionManagerLayer` outside this layer).
+///   default; install `SessionManagerLayer` outside this layer, and this layer directly
+///   inside it, before any layer that reads the session: the cart takes the session's
+///   identity from the id the request arrived with, which a login racing the request may
+///   already have cycled away — see `docs/CONCURRENCY.md`).
 /// - [`with_signed_cookie`](Self::with_signed_cookie): kept in a signed cookie, for apps
 ///   with no server-side session.
 /// - [`with_adapter`](Self::with_adapter): kept wherever a custom [`SessionAdapter`] says.

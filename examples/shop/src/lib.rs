@@ -283,9 +283,12 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .merge(cart_routes)
-        .layer(CartLayer::new(carts.clone()))
         .layer(auth_layer)
         .layer(middleware::from_fn(load_session))
+        // Directly inside the session layer, before anything loads the session: the cart
+        // takes the session's identity from the id the request came with, even when a login
+        // racing this request has already cycled that session away.
+        .layer(CartLayer::new(carts.clone()))
         .layer(session_layer)
         .with_state(shop.clone());
     if let Some(password) = shop.settings.admin_password.clone() {
@@ -470,7 +473,16 @@ pub async fn serve_router(listener: tokio::net::TcpListener, router: Router, lim
             warned_full = false;
         }
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The client's address, for the admin guard's per-client limit (ConnectInfo, as
+        // `axum::serve` would give it).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let http = http.clone();
         tokio::spawn(async move {
             let _permit = permit;
