@@ -552,10 +552,13 @@ async fn a_bad_stored_line_is_skipped_not_a_broken_cart(h: Harness) {
     );
 }
 
+/// What a calculator was shown: the cart id and the user id.
+type Seen = Arc<Mutex<Vec<(Option<i64>, Option<String>)>>>;
+
 /// Tax by customer: accounts listed as exempt pay none.
 struct ExemptTax {
     exempt: BTreeMap<String, ()>,
-    seen: Arc<Mutex<Vec<(Option<i64>, Option<String>)>>>,
+    seen: Seen,
 }
 
 #[async_trait]
