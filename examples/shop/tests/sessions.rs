@@ -12,23 +12,6 @@ use std::net::SocketAddr;
 use support::{Client, PgSchema, Response, ShopProcess};
 use tokio::task::JoinSet;
 
-/// Takes the cookies an answer sets, as a browser does when the answer arrives.
-fn absorb(client: &mut Client, res: &Response) {
-    for (k, c) in &res.headers {
-        if !k.eq_ignore_ascii_case("set-cookie") {
-            continue;
-        }
-        let (pair, _) = c.split_once(';').unwrap_or((c, ""));
-        if let Some((name, value)) = pair.split_once('=') {
-            if value.is_empty() || c.contains("Max-Age=0") {
-                client.cookies.remove(name);
-            } else {
-                client.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-}
-
 /// Sends `requests` (method, path, form) at once with the client's cookies; the client
 /// takes the answers' cookies in the order they arrive. Returns the answers in that order.
 async fn at_once(
@@ -51,7 +34,7 @@ async fn at_once(
     let mut answers = Vec::new();
     while let Some(done) = set.join_next().await {
         let (path, res) = done.expect("request task");
-        absorb(client, &res);
+        client.absorb(&res);
         answers.push((path, res));
     }
     answers

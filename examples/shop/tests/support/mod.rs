@@ -189,6 +189,12 @@ impl Client {
             headers.push(("Content-Type", "application/x-www-form-urlencoded"));
         }
         let res = request(addr, method, path, &headers, form.unwrap_or("")).await?;
+        self.absorb(&res);
+        Ok(res)
+    }
+
+    /// Takes the cookies an answer sets, as a browser does when the answer arrives.
+    pub fn absorb(&mut self, res: &Response) {
         for (k, c) in &res.headers {
             if !k.eq_ignore_ascii_case("set-cookie") {
                 continue;
@@ -202,7 +208,6 @@ impl Client {
                 }
             }
         }
-        Ok(res)
     }
 
     pub async fn get_json(&mut self, addr: SocketAddr, path: &str) -> std::io::Result<Response> {
