@@ -996,41 +996,15 @@ impl Cart {
     /// A product the catalogue no longer has is `None` on its line, not an error.
     pub async fn items_with_products(&self) -> Result<Vec<crate::LoadedLine>, CartError> {
         let snap = self.snapshot().await?;
-        let Some(catalog) = self.config().catalog.clone() else {
-            return Ok(snap
-                .lines
-                .iter()
-                .map(|l| LoadedLine {
-                    line: l.clone(),
-                    product: None,
-                })
-                .collect());
-        };
-        let mut by_kind: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for line in &snap.lines {
-            by_kind
-                .entry(line.product.kind())
-                .or_default()
-                .push(line.product.id());
-        }
-        let mut found: HashMap<(String, i64), Arc<dyn Product>> = HashMap::new();
-        for (kind, ids) in by_kind {
-            let products = catalog
-                .products(kind, &ids)
-                .await
-                .map_err(|e| CartError::plugin("catalogue", e))?;
-            for p in products {
-                found.insert((p.kind().to_owned(), p.id()), p);
-            }
-        }
+        let refs: Vec<ProductRef> = snap.lines.iter().map(|l| l.product.clone()).collect();
+        let products = self.catalog_products(&refs).await?;
         Ok(snap
             .lines
             .iter()
-            .map(|l| LoadedLine {
+            .zip(products)
+            .map(|(l, product)| LoadedLine {
                 line: l.clone(),
-                product: found
-                    .get(&(l.product.kind().to_owned(), l.product.id()))
-                    .cloned(),
+                product,
             })
             .collect())
     }
@@ -1191,9 +1165,9 @@ impl Cart {
         let line = Line::new(pref, quantity, unit_price);
         for attempt in 0..4 {
             let binding = self.binding();
-            let (cart_id, fresh) = match binding {
+            let cart_id = match binding {
                 Binding::Closed(_) => return Err(CartError::CheckedOut),
-                Binding::Unverified(id) | Binding::Open(id) => (id, false),
+                Binding::Unverified(id) | Binding::Open(id) => id,
                 Binding::None => self.ensure_row().await?,
             };
             let outcome = self
@@ -1201,7 +1175,7 @@ impl Cart {
                 .inner
                 .store
                 .backend
-                .add(cart_id, &line, max, fresh)
+                .add(cart_id, &line, max)
                 .await;
             let outcome = match outcome {
                 Err(e) if attempt < 3 && e.is_transient() => continue,
@@ -1239,10 +1213,10 @@ impl Cart {
     /// (or found, when a concurrent request of the same session created it first: the row's
     /// unique session key makes them meet) and stored in the session. If the session cannot
     /// store it, the row is removed again and the error returned: no row is left that no
-    /// session points to. `true` when this call created the row.
-    async fn ensure_row(&self) -> Result<(CartId, bool), CartError> {
+    /// session points to.
+    async fn ensure_row(&self) -> Result<CartId, CartError> {
         if let Binding::Open(id) = self.binding() {
-            return Ok((id, false));
+            return Ok(id);
         }
         let key = self.binding_key();
         let backend = &self.carts.inner.store.backend;
@@ -1266,7 +1240,7 @@ impl Cart {
             }
         }
         self.invalidate(Binding::Open(id));
-        Ok((id, created))
+        Ok(id)
     }
 
     /// The unique key a new cart row of this session carries: the session's identity
@@ -1368,7 +1342,7 @@ impl Cart {
                     if others_known && plan(&probe)?.is_empty() {
                         return Ok(None);
                     }
-                    self.ensure_row().await?.0
+                    self.ensure_row().await?
                 }
                 Binding::Closed(_) => return Err(CartError::CheckedOut),
                 Binding::Unverified(id) | Binding::Open(id) => id,
@@ -1522,13 +1496,25 @@ impl Cart {
     }
 
     /// The stock check of several lines at their resulting quantities, with the catalogue's
-    /// products (one catalogue call per kind).
-    async fn check_stock_of(&self, wanted: &[(ProductRef, i64)]) -> Result<(), CartError> {
+    /// products: `products` when the caller has loaded them (in the order of `wanted`), else
+    /// loaded here (one catalogue call per kind).
+    async fn check_stock_of(
+        &self,
+        wanted: &[(ProductRef, i64)],
+        products: Option<&[Option<Arc<dyn Product>>]>,
+    ) -> Result<(), CartError> {
         let Some(inventory) = self.config().inventory.clone() else {
             return Ok(());
         };
-        let refs: Vec<ProductRef> = wanted.iter().map(|(p, _)| p.clone()).collect();
-        let products = self.catalog_products(&refs).await?;
+        let loaded;
+        let products = match products {
+            Some(p) => p,
+            None => {
+                let refs: Vec<ProductRef> = wanted.iter().map(|(p, _)| p.clone()).collect();
+                loaded = self.catalog_products(&refs).await?;
+                &loaded
+            }
+        };
         for ((pref, quantity), product) in wanted.iter().zip(products) {
             let asked: &dyn Product = match &product {
                 Some(p) => p.as_ref(),
@@ -1634,7 +1620,7 @@ impl Cart {
             .iter()
             .map(|l| (l.product.clone(), l.quantity))
             .collect();
-        self.check_stock_of(&wanted).await?;
+        self.check_stock_of(&wanted, None).await?;
         let mut events = Vec::new();
         let id = self
             .locked(&[], false, |locked| {
@@ -1800,7 +1786,18 @@ impl Cart {
         if src_snap.lines.is_empty() && src_snap.discount.is_none() {
             return Ok(MergeReport::default());
         }
-        let unknown = self.missing_products(&src_snap.lines).await?;
+        let refs: Vec<ProductRef> = src_snap.lines.iter().map(|l| l.product.clone()).collect();
+        // One catalogue call per kind, for the unknown products and the stock check alike.
+        let products = self.catalog_products(&refs).await?;
+        let unknown: Vec<ProductRef> = match self.config().catalog {
+            Some(_) => refs
+                .iter()
+                .zip(&products)
+                .filter(|(_, p)| p.is_none())
+                .map(|(r, _)| r.clone())
+                .collect(),
+            None => Vec::new(),
+        };
         let max = self.config().line_limit();
         if self.config().inventory.is_some() {
             // Each merged line at the quantity it will have (inventory is not reserved, so
@@ -1816,7 +1813,7 @@ impl Cart {
                     (sl.product.clone(), q.min(max))
                 })
                 .collect();
-            self.check_stock_of(&wanted).await?;
+            self.check_stock_of(&wanted, Some(&products)).await?;
         }
         let mut report = MergeReport::default();
         let mut events = Vec::new();
@@ -1905,33 +1902,6 @@ impl Cart {
             self.carts.emit(events);
         }
         Ok(report)
-    }
-
-    /// The products among `lines` that the catalogue no longer has (none without a catalogue).
-    async fn missing_products(&self, lines: &[Line]) -> Result<Vec<ProductRef>, CartError> {
-        let Some(catalog) = self.config().catalog.clone() else {
-            return Ok(Vec::new());
-        };
-        let mut by_kind: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for l in lines {
-            by_kind
-                .entry(l.product.kind())
-                .or_default()
-                .push(l.product.id());
-        }
-        let mut missing = Vec::new();
-        for (kind, ids) in by_kind {
-            let found = catalog
-                .products(kind, &ids)
-                .await
-                .map_err(|e| CartError::plugin("catalogue", e))?;
-            for id in ids {
-                if !found.iter().any(|p| p.id() == id && p.kind() == kind) {
-                    missing.push(ProductRef::new(kind, id)?);
-                }
-            }
-        }
-        Ok(missing)
     }
 
     /// The login flow, done right: after it, this value and its session point at the user's
@@ -2143,12 +2113,14 @@ impl Cart {
     /// exists, is valid, and the cart has none.
     pub async fn from_serializable(&mut self, payload: &CartPayload) -> Result<(), CartError> {
         let lines = self.checked_lines(payload.lines().to_vec())?;
+        let refs: Vec<ProductRef> = lines.iter().map(|l| l.product.clone()).collect();
+        let products = self.catalog_products(&refs).await?;
         if self.config().catalog.is_some() {
-            let refs: Vec<ProductRef> = lines.iter().map(|l| l.product.clone()).collect();
-            let products = self.catalog_products(&refs).await?;
-            for (l, product) in lines.iter().zip(products) {
+            for (l, product) in lines.iter().zip(&products) {
                 // Matched by kind and id; prices compared to cents, as everywhere.
-                let p = product.ok_or_else(|| CartError::ProductNotFound(l.product.clone()))?;
+                let p = product
+                    .as_ref()
+                    .ok_or_else(|| CartError::ProductNotFound(l.product.clone()))?;
                 check_price(p.price(), l.unit_price)?;
             }
         }
@@ -2156,7 +2128,7 @@ impl Cart {
             .iter()
             .map(|l| (l.product.clone(), l.quantity))
             .collect();
-        self.check_stock_of(&wanted).await?;
+        self.check_stock_of(&wanted, Some(&products)).await?;
         let discount = match payload.discount_code() {
             Some(code) => match normalize_code(code) {
                 Ok(code) => {

@@ -721,18 +721,29 @@ fn path_ref(
 
 /// The catalogue's product, or 404.
 async fn find_product(carts: &Carts, product: &ProductRef) -> Result<Arc<dyn Product>, HttpError> {
-    let Some(catalog) = carts.config().catalog() else {
+    if carts.config().catalog().is_none() {
         tracing::warn!("cart_router: no catalogue is configured, so no product can be added");
-        return Err(CartError::ProductNotFound(product.clone()).into());
+    }
+    catalog_product(carts, product)
+        .await?
+        .ok_or_else(|| CartError::ProductNotFound(product.clone()).into())
+}
+
+/// The catalogue's product with this kind and id, if there is a catalogue and it has one.
+async fn catalog_product(
+    carts: &Carts,
+    product: &ProductRef,
+) -> Result<Option<Arc<dyn Product>>, CartError> {
+    let Some(catalog) = carts.config().catalog() else {
+        return Ok(None);
     };
     let found = catalog
         .products(product.kind(), &[product.id()])
         .await
         .map_err(|e| CartError::plugin("catalogue", e))?;
-    found
+    Ok(found
         .into_iter()
-        .find(|p| p.kind() == product.kind() && p.id() == product.id())
-        .ok_or_else(|| CartError::ProductNotFound(product.clone()).into())
+        .find(|p| p.kind() == product.kind() && p.id() == product.id()))
 }
 
 // ---- handlers --------------------------------------------------------------------------
@@ -818,15 +829,7 @@ async fn change(
             let pref = path_ref(&kind, &id, "item_does_not_exist", "is not in this cart.")?;
             // The stock checker gets the catalogue's own product, as on add; a product the
             // catalogue no longer has can still be changed (or removed with 0).
-            let product = match ctx.carts.config().catalog() {
-                Some(catalog) => catalog
-                    .products(pref.kind(), &[pref.id()])
-                    .await
-                    .map_err(|e| CartError::plugin("catalogue", e))?
-                    .into_iter()
-                    .find(|p| p.kind() == pref.kind() && p.id() == pref.id()),
-                None => None,
-            };
+            let product = catalog_product(&ctx.carts, &pref).await?;
             let asked: &dyn Product = match &product {
                 Some(p) => p.as_ref(),
                 None => &pref,

@@ -229,15 +229,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The cart with its discount and lines, in one statement.
     async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError>;
     /// Adds `line.quantity` to the line: one atomic statement, refused if the result would
-    /// exceed `max`. `fresh`: the cart was created for this add, so the line holds exactly
-    /// what was added (MySQL then needs no read-back).
-    async fn add(
-        &self,
-        cart: CartId,
-        line: &Line,
-        max: i64,
-        fresh: bool,
-    ) -> Result<AddOutcome, CartError>;
+    /// exceed `max`.
+    async fn add(&self, cart: CartId, line: &Line, max: i64) -> Result<AddOutcome, CartError>;
     /// Creates an empty cart row, or finds the one that already holds `key` (a concurrent
     /// request of the same session created it). `true` when this call created it.
     async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError>;

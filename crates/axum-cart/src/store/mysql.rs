@@ -271,13 +271,7 @@ impl Backend for MySqlBackend {
         fold_snapshot(&rows)
     }
 
-    async fn add(
-        &self,
-        cart_id: CartId,
-        line: &Line,
-        max: i64,
-        fresh: bool,
-    ) -> Result<AddOutcome, CartError> {
+    async fn add(&self, cart_id: CartId, line: &Line, max: i64) -> Result<AddOutcome, CartError> {
         let mut conn = self.pool.acquire().await?;
         let result = sqlx::query(ADD)
             .bind(cart_id.get())
@@ -296,7 +290,6 @@ impl Backend for MySqlBackend {
             Err(e) if is_check_error(&e) => return Ok(AddOutcome::Exceeded),
             Err(e) => return Err(e.into()),
         };
-        let _ = fresh;
         // An insert affects 1 row: the line holds what was added. An update affects 2, and
         // `LAST_INSERT_ID(…)` in its branch recorded the line's new quantity as this
         // statement wrote it, in this connection's own session: reading it back can never
@@ -318,9 +311,11 @@ impl Backend for MySqlBackend {
 
     async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError> {
         // A key released between the failed insert and the look-up is simply tried again;
-        // after a few tries the cart is created without one.
-        for attempt in 0..4 {
-            let key = if attempt < 3 { key } else { None };
+        // after a few tries the cart is created without one (an insert with no key cannot
+        // conflict).
+        let mut key = key;
+        let mut tries = 0;
+        loop {
             let now = now_epoch();
             let done = sqlx::query(
                 "INSERT INTO cart_carts (session_key, created_at, updated_at) VALUES (?, ?, ?)",
@@ -342,11 +337,14 @@ impl Backend for MySqlBackend {
                     if let Some(id) = found {
                         return Ok((CartId::from_db(id), false));
                     }
+                    tries += 1;
+                    if tries >= 3 {
+                        key = None;
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(CartError::Database(sqlx::Error::RowNotFound))
     }
 
     async fn delete_if_empty(&self, cart: CartId) -> Result<(), CartError> {

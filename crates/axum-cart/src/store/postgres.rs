@@ -259,14 +259,7 @@ impl Backend for PgBackend {
         fold_snapshot(&rows)
     }
 
-    async fn add(
-        &self,
-        cart_id: CartId,
-        line: &Line,
-        max: i64,
-        fresh: bool,
-    ) -> Result<AddOutcome, CartError> {
-        let _ = fresh;
+    async fn add(&self, cart_id: CartId, line: &Line, max: i64) -> Result<AddOutcome, CartError> {
         let mut conn = self.pool.acquire().await?;
         let result: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(ADD)
             .bind(cart_id.get())
@@ -288,9 +281,11 @@ impl Backend for PgBackend {
 
     async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError> {
         // A key released between the failed insert and the look-up is simply tried again;
-        // after a few tries the cart is created without one.
-        for attempt in 0..4 {
-            let key = if attempt < 3 { key } else { None };
+        // after a few tries the cart is created without one (an insert with no key cannot
+        // conflict).
+        let mut key = key;
+        let mut tries = 0;
+        loop {
             let now = now_epoch();
             let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
                 "INSERT INTO cart_carts (session_key, created_at, updated_at) VALUES ($1, $2, $3) RETURNING id",
@@ -311,11 +306,14 @@ impl Backend for PgBackend {
                     if let Some(id) = found {
                         return Ok((CartId::from_db(id), false));
                     }
+                    tries += 1;
+                    if tries >= 3 {
+                        key = None;
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(CartError::Database(sqlx::Error::RowNotFound))
     }
 
     async fn delete_if_empty(&self, cart: CartId) -> Result<(), CartError> {

@@ -391,14 +391,7 @@ impl Backend for SqliteBackend {
         Ok(Some(snap))
     }
 
-    async fn add(
-        &self,
-        cart_id: CartId,
-        line: &Line,
-        max: i64,
-        fresh: bool,
-    ) -> Result<AddOutcome, CartError> {
-        let _ = fresh;
+    async fn add(&self, cart_id: CartId, line: &Line, max: i64) -> Result<AddOutcome, CartError> {
         let mut conn = self.writer()?.acquire().await?;
         let result: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(ADD)
             .bind(cart_id.get())
@@ -423,9 +416,11 @@ impl Backend for SqliteBackend {
 
     async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError> {
         // A key released between the failed insert and the look-up is simply tried again;
-        // after a few tries the cart is created without one.
-        for attempt in 0..4 {
-            let key = if attempt < 3 { key } else { None };
+        // after a few tries the cart is created without one (an insert with no key cannot
+        // conflict).
+        let mut key = key;
+        let mut tries = 0;
+        loop {
             let now = now_epoch();
             let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
                 "INSERT INTO cart_carts (session_key, created_at, updated_at) VALUES (?, ?, ?) RETURNING id",
@@ -446,11 +441,14 @@ impl Backend for SqliteBackend {
                     if let Some(id) = found {
                         return Ok((CartId::from_db(id), false));
                     }
+                    tries += 1;
+                    if tries >= 3 {
+                        key = None;
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(CartError::Database(sqlx::Error::RowNotFound))
     }
 
     async fn delete_if_empty(&self, cart: CartId) -> Result<(), CartError> {
