@@ -4,8 +4,8 @@
 mod common;
 
 use axum_cart::{
-    async_trait, BoxError, CartError, CartEvent, CartPayload, InventoryChecker, Line,
-    MemorySession, MergeStrategy, NewDiscount, Product, SessionAdapter,
+    async_trait, BoxError, CartError, CartEvent, CartPayload, DiscountRefusal, InventoryChecker,
+    Line, MemorySession, MergeStrategy, NewDiscount, Product, SessionAdapter,
 };
 use common::{d, p, Harness, TestCatalog};
 use time::{Duration, OffsetDateTime};
@@ -432,7 +432,11 @@ async fn twenty_carts_race_for_the_last_use(h: Harness) {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
             Err(CartError::InvalidDiscount(m)) => {
-                assert_eq!(m, "This discount has reached its maximum number of uses.");
+                assert_eq!(m, DiscountRefusal::UsedUp);
+                assert_eq!(
+                    m.to_string(),
+                    "This discount has reached its maximum number of uses."
+                );
                 refused += 1
             }
             Err(e) => panic!("{}: unexpected {e}", h.backend),

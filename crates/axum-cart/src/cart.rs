@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use crate::config::{CartConfig, CartsBuilder};
 use crate::discount::{normalize_code, Discount, NewDiscount};
-use crate::error::CartError;
+use crate::error::{CartError, DiscountRefusal, WRITE_ATTEMPTS};
 use crate::events::CartEvent;
 use crate::money;
 use crate::product::{product_ref, Product, ProductRef};
@@ -19,6 +19,7 @@ use crate::session::{random_key, SessionAdapter};
 use crate::shipping::ShippingOption;
 use crate::store::{
     now_epoch, AddOutcome, CartFilter, CartRecord, Locked, Snapshot, Store, Write, WriteOutcome,
+    WriteRequest,
 };
 
 /// The most units one line can ever hold, whatever the configuration.
@@ -709,15 +710,15 @@ impl Carts {
                     return Ok(None);
                 };
                 if matches!(wanted.max_uses, Some(max) if max < current.current_uses) {
-                    return Err(CartError::InvalidDiscount(format!(
-                        "Maximum uses cannot be below the {} uses discount '{}' already has.",
-                        current.current_uses, current.code
-                    )));
+                    return Err(CartError::InvalidDiscount(
+                        DiscountRefusal::MaxUsesBelowUses {
+                            code: current.code,
+                            uses: current.current_uses,
+                        },
+                    ));
                 }
-                Err(CartError::InvalidDiscount(format!(
-                    "Discount '{}' has been used at checkout, so its type and value can no \
-                     longer change (placed orders keep them). Create a new code instead.",
-                    current.code
+                Err(CartError::InvalidDiscount(DiscountRefusal::TermsFixed(
+                    current.code,
                 )))
             }
         }
@@ -741,9 +742,8 @@ impl Carts {
         match change {
             DiscountChange::Done => Ok(true),
             DiscountChange::NotFound => Ok(false),
-            DiscountChange::Refused => Err(CartError::InvalidDiscount(format!(
-                "Discount '{code}' has been used at checkout and cannot be deleted \
-                 (placed orders keep it); deactivate it instead."
+            DiscountChange::Refused => Err(CartError::InvalidDiscount(DiscountRefusal::InUse(
+                code.to_owned(),
             ))),
         }
     }
@@ -1163,7 +1163,7 @@ impl Cart {
             self.check_stock(&pref, Some(product), wanted).await?;
         }
         let line = Line::new(pref, quantity, unit_price);
-        for attempt in 0..4 {
+        for attempt in 1..=WRITE_ATTEMPTS {
             let binding = self.binding();
             let cart_id = match binding {
                 Binding::Closed(_) => return Err(CartError::CheckedOut),
@@ -1178,8 +1178,11 @@ impl Cart {
                 .add(cart_id, &line, max)
                 .await;
             let outcome = match outcome {
-                Err(e) if attempt < 3 && e.is_transient() => continue,
-                other => other?,
+                Err(e) => {
+                    e.retry_after(attempt)?;
+                    continue;
+                }
+                Ok(outcome) => outcome,
             };
             match outcome {
                 AddOutcome::Added { quantity } => {
@@ -1352,11 +1355,21 @@ impl Cart {
                 .inner
                 .store
                 .backend
-                .write(target, others, lock_discount, &mut plan)
+                .write(
+                    WriteRequest {
+                        target,
+                        others,
+                        lock_discount,
+                    },
+                    &mut plan,
+                )
                 .await;
             match result {
                 // A deadlock or serialisation failure rolled everything back: run it again.
-                Err(e) if transient < 3 && e.is_transient() => transient += 1,
+                Err(e) if e.is_transient() => {
+                    transient += 1;
+                    e.retry_after(transient)?;
+                }
                 Ok(WriteOutcome::Written) => {
                     self.carts.forget_cached(&[target]);
                     self.carts.forget_cached(others);
@@ -1676,13 +1689,10 @@ impl Cart {
         let snap = self.snapshot().await?;
         ensure_open(&snap)?;
         if snap.discount.is_some() {
-            return Err(CartError::InvalidDiscount(
-                "A discount is already applied to this cart.".into(),
-            ));
+            return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));
         }
         let shown: String = code.trim().chars().take(60).collect();
-        let missing =
-            || CartError::InvalidDiscount(format!("Discount code '{shown}' does not exist."));
+        let missing = || CartError::InvalidDiscount(DiscountRefusal::NotFound(shown.clone()));
         let normal = normalize_code(code).map_err(|_| missing())?;
         let discount = self
             .carts
@@ -1697,9 +1707,7 @@ impl Cart {
             let t = &locked.target;
             ensure_open(t)?;
             if t.discount.is_some() {
-                return Err(CartError::InvalidDiscount(
-                    "A discount is already applied to this cart.".into(),
-                ));
+                return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));
             }
             discount.check(subtotal(&t.lines), now)?;
             Ok(vec![Write::SetDiscount {

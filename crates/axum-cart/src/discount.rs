@@ -13,7 +13,7 @@
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
-use crate::error::CartError;
+use crate::error::{CartError, DiscountRefusal};
 use crate::money;
 
 /// The longest discount code the schema stores.
@@ -49,8 +49,8 @@ impl DiscountKind {
         match s {
             "percent" => Ok(DiscountKind::Percent),
             "fixed" => Ok(DiscountKind::Fixed),
-            other => Err(CartError::InvalidDiscount(format!(
-                "Unknown discount type {other:?}: expected \"percent\" or \"fixed\"."
+            other => Err(CartError::InvalidDiscount(DiscountRefusal::Invalid(
+                format!("Unknown discount type {other:?}: expected \"percent\" or \"fixed\"."),
             ))),
         }
     }
@@ -88,27 +88,24 @@ impl Discount {
     /// Why this discount cannot apply to a cart with this subtotal at `now`, if it cannot.
     /// The checks and messages are the original's, in its order.
     pub fn check(&self, subtotal: Decimal, now: OffsetDateTime) -> Result<(), CartError> {
-        let refuse = |m: String| Err(CartError::InvalidDiscount(m));
+        let refuse = |why| Err(CartError::InvalidDiscount(why));
         if !self.active {
-            return refuse("This discount is no longer active.".into());
+            return refuse(DiscountRefusal::Inactive);
         }
         if let Some(max) = self.max_uses {
             if self.current_uses >= max {
-                return refuse("This discount has reached its maximum number of uses.".into());
+                return refuse(DiscountRefusal::UsedUp);
             }
         }
         if matches!(self.valid_from, Some(from) if now < from) {
-            return refuse("This discount is not yet valid.".into());
+            return refuse(DiscountRefusal::NotYetValid);
         }
         if matches!(self.valid_until, Some(until) if now > until) {
-            return refuse("This discount has expired.".into());
+            return refuse(DiscountRefusal::Expired);
         }
         if let Some(min) = self.min_cart_value {
             if subtotal < min {
-                return refuse(format!(
-                    "Minimum cart value of {} required.",
-                    money::cents(min)
-                ));
+                return refuse(DiscountRefusal::BelowMinimum(money::cents(min)));
             }
         }
         Ok(())
@@ -254,7 +251,7 @@ impl NewDiscount {
     /// );
     /// ```
     pub fn validate(&self) -> Result<Discount, CartError> {
-        let bad = |m: String| Err(CartError::InvalidDiscount(m));
+        let bad = |m: String| Err(CartError::InvalidDiscount(DiscountRefusal::Invalid(m)));
         let code = match code_problem(self.code.trim()) {
             Some(problem) => return bad(problem),
             None => fold(self.code.trim()),
@@ -317,15 +314,14 @@ impl NewDiscount {
 pub(crate) fn normalize_code(code: &str) -> Result<String, CartError> {
     let code = code.trim();
     if code.is_empty() {
-        return Err(CartError::InvalidDiscount(
+        return Err(CartError::InvalidDiscount(DiscountRefusal::Invalid(
             "Discount code cannot be empty.".into(),
-        ));
+        )));
     }
     if code_problem(code).is_some() {
         let shown: String = code.chars().take(20).collect();
-        return Err(CartError::InvalidDiscount(format!(
-            "Discount code '{}…' does not exist.",
-            shown.escape_debug()
+        return Err(CartError::InvalidDiscount(DiscountRefusal::NotFound(
+            format!("{}…", shown.escape_debug()),
         )));
     }
     Ok(fold(code))

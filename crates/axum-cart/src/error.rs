@@ -46,9 +46,11 @@ pub enum CartError {
         /// The line quantity that was asked for.
         quantity: i64,
     },
-    /// A discount code that does not exist, is already applied, or is not valid for this cart.
+    /// A discount code refused: it does not exist, is already applied, is not valid for this
+    /// cart, or (for the admin) a definition or change of a discount that is not allowed.
+    /// [`DiscountRefusal`] says which.
     #[error("{0}")]
-    InvalidDiscount(String),
+    InvalidDiscount(DiscountRefusal),
     /// Checkout of a cart whose subtotal is below the configured minimum.
     #[error("Cart total {subtotal} is below the minimum order amount of {minimum}.")]
     MinimumOrderNotMet {
@@ -94,6 +96,20 @@ pub enum CartError {
     /// Any other database error.
     #[error("Cart database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// The database kept reporting a deadlock or serialisation failure: the change was
+    /// rolled back and run again `attempts` times, and nothing was written.
+    #[error("The cart database stayed busy after {attempts} attempts: {source}")]
+    Contention {
+        /// How many times the change was run.
+        attempts: u32,
+        /// The last failure.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A database URL this build cannot open: an unknown scheme, or a backend whose cargo
+    /// feature (`sqlite`, `postgres`, `mysql`) is not enabled.
+    #[error("{0}")]
+    UnsupportedDatabase(String),
     /// Running the schema migrations failed.
     #[error("Cart migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -130,12 +146,13 @@ impl CartError {
             CartError::InvalidDiscount(_)
             | CartError::MinimumOrderNotMet { .. }
             | CartError::EmptyCart => StatusCode::UNPROCESSABLE_ENTITY,
-            CartError::Unavailable(_) | CartError::SessionUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            CartError::Unavailable(_)
+            | CartError::SessionUnavailable(_)
+            | CartError::Contention { .. } => StatusCode::SERVICE_UNAVAILABLE,
             CartError::Session(_)
             | CartError::Plugin { .. }
             | CartError::Database(_)
+            | CartError::UnsupportedDatabase(_)
             | CartError::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -160,6 +177,8 @@ impl CartError {
             CartError::SessionUnavailable(_) => "session_unavailable",
             CartError::Plugin { .. } => "plugin_error",
             CartError::Unavailable(_) => "database_unavailable",
+            CartError::Contention { .. } => "database_busy",
+            CartError::UnsupportedDatabase(_) => "unsupported_database",
             CartError::Database(_) => "database_error",
             CartError::Migrate(_) => "migration_error",
         }
@@ -168,8 +187,26 @@ impl CartError {
     /// A deadlock or serialisation failure: the database rolled the statement back and
     /// running it again is the documented remedy (SQLSTATE 40001 / 40P01).
     pub(crate) fn is_transient(&self) -> bool {
-        matches!(self, CartError::Database(sqlx::Error::Database(db))
-            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+        matches!(self, CartError::Database(err) if is_transient(err))
+    }
+
+    /// The one retry policy of the writes: after failed attempt number `attempt` (from 1),
+    /// `Ok` when a transient failure should be run again, the error otherwise; a transient
+    /// failure of the last attempt becomes [`CartError::Contention`].
+    pub(crate) fn retry_after(self, attempt: u32) -> Result<(), CartError> {
+        match self {
+            CartError::Database(source) if is_transient(&source) => {
+                if attempt < WRITE_ATTEMPTS {
+                    Ok(())
+                } else {
+                    Err(CartError::Contention {
+                        attempts: attempt,
+                        source,
+                    })
+                }
+            }
+            other => Err(other),
+        }
     }
 
     /// A failure of the session adapter: a set-up error of the layer stays a set-up error,
@@ -184,6 +221,77 @@ impl CartError {
     pub(crate) fn plugin(plugin: &'static str, source: BoxError) -> Self {
         CartError::Plugin { plugin, source }
     }
+}
+
+/// How many times a write runs in all when the database reports a deadlock or
+/// serialisation failure.
+pub(crate) const WRITE_ATTEMPTS: u32 = 4;
+
+fn is_transient(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+}
+
+/// Why a discount code was refused, or an admin change of a discount was not allowed.
+///
+/// The messages (its `Display`) are the original django-cart's where it has them.
+///
+/// ```
+/// use axum_cart::{CartError, DiscountRefusal};
+/// let err = CartError::InvalidDiscount(DiscountRefusal::Expired);
+/// assert_eq!(err.to_string(), "This discount has expired.");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscountRefusal {
+    /// No discount has this code (the code as shown to the visitor).
+    #[error("Discount code '{0}' does not exist.")]
+    NotFound(String),
+    /// The cart already has a discount.
+    #[error("A discount is already applied to this cart.")]
+    AlreadyApplied,
+    /// The discount was deactivated.
+    #[error("This discount is no longer active.")]
+    Inactive,
+    /// The discount reached its maximum number of uses.
+    #[error("This discount has reached its maximum number of uses.")]
+    UsedUp,
+    /// The discount's validity window has not started.
+    #[error("This discount is not yet valid.")]
+    NotYetValid,
+    /// The discount's validity window is over.
+    #[error("This discount has expired.")]
+    Expired,
+    /// The cart's subtotal is below the discount's minimum cart value.
+    #[error("Minimum cart value of {0} required.")]
+    BelowMinimum(Decimal),
+    /// Creating a discount whose code another discount has.
+    #[error("Discount code '{0}' already exists.")]
+    CodeTaken(String),
+    /// Lowering a discount's maximum uses below the uses it already has.
+    #[error("Maximum uses cannot be below the {uses} uses discount '{code}' already has.")]
+    MaxUsesBelowUses {
+        /// The discount's code.
+        code: String,
+        /// The uses it has.
+        uses: i64,
+    },
+    /// Changing the type or value of a discount that has been used at checkout.
+    #[error(
+        "Discount '{0}' has been used at checkout, so its type and value can no longer change \
+         (placed orders keep them). Create a new code instead."
+    )]
+    TermsFixed(String),
+    /// Deleting a discount that has been used at checkout.
+    #[error(
+        "Discount '{0}' has been used at checkout and cannot be deleted (placed orders keep \
+         it); deactivate it instead."
+    )]
+    InUse(String),
+    /// A discount definition that is not valid (its code, value, bounds or dates), with
+    /// what is wrong.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The request has no session the cart can use: a set-up error of the app.

@@ -58,7 +58,7 @@ pub use cart::{
 };
 pub use config::{CartConfig, CartsBuilder};
 pub use discount::{Discount, DiscountKind, NewDiscount};
-pub use error::{BoxError, CartError};
+pub use error::{BoxError, CartError, DiscountRefusal};
 pub use events::CartEvent;
 pub use extract::CartRejection;
 pub use filters::CartBadge;

@@ -9,8 +9,11 @@
 //! involved (`SELECT … FOR UPDATE` on PostgreSQL and MySQL, `BEGIN IMMEDIATE` on SQLite),
 //! read them fresh, let the facade decide what to write, write it, commit.
 
+#[cfg(feature = "mysql")]
 mod mysql;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use sqlx::migrate::Migrator;
 
 use crate::cart::{CartId, Line};
 use crate::discount::{from_epoch, Discount, DiscountKind};
-use crate::error::CartError;
+use crate::error::{CartError, DiscountRefusal};
 use crate::product::ProductRef;
 
 /// The database holding the carts: SQLite (embedded default), PostgreSQL or MySQL/MariaDB.
@@ -52,18 +55,28 @@ impl Store {
     /// Connects by URL: `sqlite:…`, `postgres://…` / `postgresql://…`, `mysql://…` / `mariadb://…`.
     /// A SQLite file is created if missing and opened in WAL mode.
     pub async fn connect(url: &str) -> Result<Store, CartError> {
-        if url.starts_with("sqlite:") {
-            Ok(sqlite::connect(url).await?.into())
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(sqlx::PgPool::connect(url).await?.into())
-        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            let url = url.replacen("mariadb://", "mysql://", 1);
-            Ok(sqlx::MySqlPool::connect(&url).await?.into())
-        } else {
-            let scheme: String = url.chars().take_while(|c| *c != ':').take(20).collect();
-            Err(CartError::Database(sqlx::Error::Configuration(
-                format!("unsupported database URL scheme {scheme:?}: expected sqlite, postgres or mysql").into(),
-            )))
+        let scheme: String = url.chars().take_while(|c| *c != ':').take(20).collect();
+        match scheme.as_str() {
+            #[cfg(feature = "sqlite")]
+            "sqlite" => Ok(sqlite::connect(url).await?.into()),
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => Ok(sqlx::PgPool::connect(url).await?.into()),
+            #[cfg(feature = "mysql")]
+            "mysql" | "mariadb" => {
+                let url = url.replacen("mariadb://", "mysql://", 1);
+                Ok(sqlx::MySqlPool::connect(&url).await?.into())
+            }
+            #[allow(unreachable_patterns)]
+            "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb" => {
+                Err(CartError::UnsupportedDatabase(format!(
+                    "this build of axum-cart has no {scheme:?} backend: enable the cargo feature \
+                     \"{}\"",
+                    feature_of(&scheme)
+                )))
+            }
+            _ => Err(CartError::UnsupportedDatabase(format!(
+                "unsupported database URL scheme {scheme:?}: expected sqlite, postgres or mysql"
+            ))),
         }
     }
 
@@ -83,6 +96,16 @@ impl Store {
     }
 }
 
+/// The cargo feature of the backend a URL scheme names.
+fn feature_of(scheme: &str) -> &'static str {
+    match scheme {
+        "sqlite" => "sqlite",
+        "postgres" | "postgresql" => "postgres",
+        _ => "mysql",
+    }
+}
+
+#[cfg(feature = "sqlite")]
 impl From<sqlx::SqlitePool> for Store {
     fn from(pool: sqlx::SqlitePool) -> Self {
         Store {
@@ -91,6 +114,7 @@ impl From<sqlx::SqlitePool> for Store {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl From<sqlx::PgPool> for Store {
     fn from(pool: sqlx::PgPool) -> Self {
         Store {
@@ -99,6 +123,7 @@ impl From<sqlx::PgPool> for Store {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl From<sqlx::MySqlPool> for Store {
     fn from(pool: sqlx::MySqlPool) -> Self {
         Store {
@@ -207,6 +232,18 @@ pub(crate) struct Locked {
     pub others: Vec<Snapshot>,
 }
 
+/// Which carts one locked write locks: the target, the others (merge sources), and
+/// whether the discount rows are locked too (a checkout counting a use).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteRequest<'a> {
+    /// The cart the change is for.
+    pub target: CartId,
+    /// Other carts the change reads and writes (a merge's sources).
+    pub others: &'a [CartId],
+    /// Lock the discount of the target too.
+    pub lock_discount: bool,
+}
+
 /// What the facade decides, given the locked carts.
 pub(crate) type Plan<'a> = dyn FnMut(&Locked) -> Result<Vec<Write>, CartError> + Send + 'a;
 
@@ -247,9 +284,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// everything back if the plan or a write fails.
     async fn write(
         &self,
-        target: CartId,
-        others: &[CartId],
-        lock_discount: bool,
+        request: WriteRequest<'_>,
         plan: &mut Plan<'_>,
     ) -> Result<WriteOutcome, CartError>;
     async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError>;
@@ -543,11 +578,11 @@ pub(crate) fn is_check_error(err: &sqlx::Error) -> bool {
 }
 
 pub(crate) fn used_up() -> CartError {
-    CartError::InvalidDiscount("This discount has reached its maximum number of uses.".into())
+    CartError::InvalidDiscount(DiscountRefusal::UsedUp)
 }
 
 pub(crate) fn duplicate_code(code: &str) -> CartError {
-    CartError::InvalidDiscount(format!("Discount code '{code}' already exists."))
+    CartError::InvalidDiscount(DiscountRefusal::CodeTaken(code.to_owned()))
 }
 
 /// The statement of one page of a user's carts, in the order of [`list_sql`] (newest

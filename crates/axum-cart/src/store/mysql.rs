@@ -10,7 +10,7 @@ use super::{
     decode_cart, decode_discount, decode_line, decode_record, duplicate_code, fold_snapshot,
     is_check_error, is_checked_out_error, is_fk_error, is_unique_error, list_sql, migrator,
     now_epoch, used_up, AddOutcome, Arg, Backend, CartFilter, CartRecord, ListDialect, Locked,
-    Plan, RowExt, Snapshot, Write, WriteOutcome, CART_COLUMNS,
+    Plan, RowExt, Snapshot, Write, WriteOutcome, WriteRequest, CART_COLUMNS,
 };
 use crate::cart::{CartId, Line};
 use crate::discount::Discount;
@@ -384,11 +384,14 @@ impl Backend for MySqlBackend {
 
     async fn write(
         &self,
-        target: CartId,
-        others: &[CartId],
-        lock_discount: bool,
+        request: WriteRequest<'_>,
         plan: &mut Plan<'_>,
     ) -> Result<WriteOutcome, CartError> {
+        let WriteRequest {
+            target,
+            others,
+            lock_discount,
+        } = request;
         // Rows are locked in one order everywhere (the target, the others by id, then the
         // discount) so concurrent writes queue instead of deadlocking.
         let mut tx = self.pool.begin().await?;

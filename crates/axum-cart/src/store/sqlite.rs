@@ -14,7 +14,7 @@ use super::{
     decode_cart, decode_discount, decode_line, decode_record, duplicate_code, is_checked_out_error,
     is_fk_error, is_unique_error, list_sql, migrator, now_epoch, used_up, AddOutcome, Arg, Backend,
     CartFilter, CartRecord, ListDialect, Locked, Plan, RowExt, Snapshot, Write, WriteOutcome,
-    CART_COLUMNS,
+    WriteRequest, CART_COLUMNS,
 };
 use crate::cart::{CartId, Line};
 use crate::discount::Discount;
@@ -488,11 +488,14 @@ impl Backend for SqliteBackend {
 
     async fn write(
         &self,
-        target: CartId,
-        others: &[CartId],
-        _lock_discount: bool,
+        request: WriteRequest<'_>,
         plan: &mut Plan<'_>,
     ) -> Result<WriteOutcome, CartError> {
+        let WriteRequest {
+            target,
+            others,
+            lock_discount: _,
+        } = request;
         // BEGIN IMMEDIATE takes the write lock up front: the whole database is locked for
         // the few statements below, which also locks the discount rows.
         let mut tx = self.writer()?.begin_with("BEGIN IMMEDIATE").await?;
