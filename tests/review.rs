@@ -5,7 +5,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use axum_cart::discount::{MAX_MIN_CART_VALUE, MAX_VALUE};
+
 use axum_cart::{CartError, DiscountRefusal, Line, MemorySession, MergeStrategy, NewDiscount};
 use common::{d, p, Harness};
 
@@ -176,10 +176,13 @@ async fn admin_form_refuses_huge_money_with_the_bound(h: Harness) {
 
 async fn money_at_the_bound_is_stored_exactly(h: Harness) {
     let carts = h.carts();
-    assert_eq!(MAX_VALUE, d("99999999.99"));
-    assert_eq!(MAX_MIN_CART_VALUE, d("9999999999999999.99"));
+    assert_eq!(NewDiscount::MAX_VALUE, d("99999999.99"));
+    assert_eq!(NewDiscount::MAX_MIN_CART_VALUE, d("9999999999999999.99"));
     let created = carts
-        .create_discount(NewDiscount::fixed("EDGE", MAX_VALUE).min_cart_value(MAX_MIN_CART_VALUE))
+        .create_discount(
+            NewDiscount::fixed("EDGE", NewDiscount::MAX_VALUE)
+                .min_cart_value(NewDiscount::MAX_MIN_CART_VALUE),
+        )
         .await
         .unwrap();
     let stored = carts.discount("edge").await.unwrap().unwrap();
@@ -215,11 +218,16 @@ async fn money_at_the_bound_is_stored_exactly(h: Harness) {
 async fn totals_at_the_largest_prices_and_quantities_do_not_panic(h: Harness) {
     let carts = h.carts();
     carts
-        .create_discount(NewDiscount::percent("ALL", d("100")).min_cart_value(MAX_MIN_CART_VALUE))
+        .create_discount(
+            NewDiscount::percent("ALL", d("100")).min_cart_value(NewDiscount::MAX_MIN_CART_VALUE),
+        )
         .await
         .unwrap();
     carts
-        .create_discount(NewDiscount::fixed("MAXOFF", MAX_VALUE).min_cart_value(MAX_MIN_CART_VALUE))
+        .create_discount(
+            NewDiscount::fixed("MAXOFF", NewDiscount::MAX_VALUE)
+                .min_cart_value(NewDiscount::MAX_MIN_CART_VALUE),
+        )
         .await
         .unwrap();
     let max_price = d("999999999999.99");
@@ -241,8 +249,14 @@ async fn totals_at_the_largest_prices_and_quantities_do_not_panic(h: Harness) {
     );
 
     cart.apply_discount("MAXOFF").await.unwrap();
-    assert_eq!(cart.discount_amount().await.unwrap(), MAX_VALUE);
-    assert_eq!(cart.total().await.unwrap(), subtotal - MAX_VALUE);
+    assert_eq!(
+        cart.discount_amount().await.unwrap(),
+        NewDiscount::MAX_VALUE
+    );
+    assert_eq!(
+        cart.total().await.unwrap(),
+        subtotal - NewDiscount::MAX_VALUE
+    );
     cart.remove_discount().await.unwrap();
 
     cart.apply_discount("all").await.unwrap();

@@ -42,12 +42,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use rust_decimal::Decimal;
 
-use crate::cart::{CartId, Carts, LoadedLine, Totals};
 use crate::discount::{Discount, DiscountKind, NewDiscount};
 use crate::error::CartError;
 use crate::product::{parse_plain_int, ProductRef};
 use crate::router::cross_site;
 use crate::store::{CartFilter, CartRecord};
+use crate::{CartId, Carts, LoadedLine, Totals};
 
 /// The admin pages, to nest under a prefix of the app's choosing behind its own guard.
 pub fn admin_router(carts: Carts) -> Router {

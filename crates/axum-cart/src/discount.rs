@@ -17,13 +17,13 @@ use crate::error::{CartError, DiscountRefusal};
 use crate::money;
 
 /// The longest discount code the schema stores.
-pub const MAX_CODE_LEN: usize = 50;
+pub(crate) const MAX_CODE_LEN: usize = 50;
 
 /// The largest discount value (`NUMERIC(10,2)`): 99,999,999.99. A percentage is at most 100.
-pub const MAX_VALUE: Decimal = money::MAX_DISCOUNT_VALUE;
+pub(crate) const MAX_VALUE: Decimal = money::MAX_DISCOUNT_VALUE;
 
 /// The largest minimum cart value (`NUMERIC(18,2)`): 9,999,999,999,999,999.99.
-pub const MAX_MIN_CART_VALUE: Decimal = money::MAX_AMOUNT;
+pub(crate) const MAX_MIN_CART_VALUE: Decimal = money::MAX_AMOUNT;
 
 /// How a discount's value is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -172,6 +172,14 @@ pub struct NewDiscount {
 }
 
 impl NewDiscount {
+    /// The longest discount code, in characters.
+    pub const MAX_CODE_LEN: usize = MAX_CODE_LEN;
+    /// The largest discount value (`NUMERIC(10,2)`): 99,999,999.99. A percentage is at most
+    /// 100.
+    pub const MAX_VALUE: Decimal = MAX_VALUE;
+    /// The largest minimum cart value (`NUMERIC(18,2)`): 9,999,999,999,999,999.99.
+    pub const MAX_MIN_CART_VALUE: Decimal = MAX_MIN_CART_VALUE;
+
     /// A percentage discount (`value` between 0 and 100).
     pub fn percent(code: impl Into<String>, value: Decimal) -> Self {
         Self::new(code, DiscountKind::Percent, value)

@@ -127,6 +127,7 @@ impl From<sqlx::Error> for CartError {
 }
 
 impl CartError {
+    #[cfg(feature = "http")]
     /// The HTTP status the bundled router answers this error with.
     ///
     /// 400 for malformed input, 404 for an unknown product or line, 409 for a conflict with
@@ -300,6 +301,7 @@ pub enum DiscountRefusal {
 pub(crate) struct SessionSetupError(pub(crate) String);
 
 /// A session store that did not answer within the layer's session timeout.
+#[cfg(feature = "http")]
 #[derive(Debug, thiserror::Error)]
 #[error("the session store did not answer within {0:?}")]
 pub(crate) struct SessionTimeout(pub(crate) std::time::Duration);

@@ -6,8 +6,8 @@
 //! failing subscriber can never undo or corrupt a change. A receiver that falls more than
 //! the channel capacity behind gets `RecvError::Lagged` and misses the oldest events.
 
-use crate::cart::{CartId, Line};
 use crate::product::ProductRef;
+use crate::types::{CartId, Line};
 
 /// Something that happened to a cart.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,10 +23,10 @@ use axum::extract::FromRequestParts;
 use axum::http::{request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::cart::Cart;
 use crate::error::CartError;
 use crate::filters::CartBadge;
 use crate::layer::CartContext;
+use crate::Cart;
 
 /// Why a [`Cart`] or [`CartBadge`] could not be extracted.
 #[derive(Debug)]

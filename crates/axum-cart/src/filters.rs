@@ -39,10 +39,10 @@
 use askama::filters::Safe;
 use rust_decimal::Decimal;
 
-use crate::cart::Cart;
 use crate::config::CartConfig;
 use crate::error::CartError;
 use crate::money;
+use crate::Cart;
 
 /// What a page header shows about the visitor's cart: units, subtotal, and where the cart
 /// page is. The input of the [askama filters](crate::filters).

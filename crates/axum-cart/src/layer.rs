@@ -40,9 +40,9 @@ use async_trait::async_trait;
 use axum::http::{header, request::Parts, Request, Response};
 use tower::{Layer, Service};
 
-use crate::cart::{Cart, CartId, Carts};
 use crate::error::{BoxError, CartError, SessionSetupError, SessionTimeout};
 use crate::session::{SessionAdapter, SignedCookieConfig, SignedCookieSession, TowerSession};
+use crate::{Cart, CartId, Carts};
 
 type AdapterFactory =
     Arc<dyn Fn(&Parts) -> Result<Arc<dyn SessionAdapter>, BoxError> + Send + Sync + 'static>;

@@ -28,53 +28,75 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod admin;
-pub mod cart;
-pub mod config;
-pub mod discount;
-pub mod error;
-pub mod events;
-pub mod extract;
-pub mod filters;
-pub mod inventory;
-pub mod layer;
+mod cart;
+mod carts;
+mod config;
+mod discount;
+mod error;
+mod events;
+mod inventory;
 mod money;
-pub mod product;
-pub mod router;
-mod same_site;
-pub mod serial;
-pub mod session;
-pub mod shipping;
-pub mod store;
-pub mod tax;
+mod product;
+mod serial;
+mod session;
+mod shipping;
+mod store;
+mod tax;
+mod types;
 mod user;
 
-pub use admin::admin_router;
+#[cfg(feature = "http")]
+mod admin;
+#[cfg(feature = "http")]
+mod extract;
+/// The askama filters of the bundled templates, for an app's own templates: askama looks
+/// filters up in a module named `filters` (see [`filters`]'s own docs).
+#[cfg(feature = "http")]
+pub mod filters;
+#[cfg(feature = "http")]
+mod layer;
+#[cfg(feature = "http")]
+mod router;
+#[cfg(feature = "http")]
+mod same_site;
+
 pub use async_trait::async_trait;
-pub use cart::{
-    AddOptions, Cart, CartId, CartView, Carts, Line, LoadedLine, MergeReport, MergeStrategy, Order,
-    Totals, BATCH_LIMIT, QUANTITY_LIMIT,
-};
-pub use config::{CartConfig, CartsBuilder};
+pub use cart::Cart;
+pub use carts::{Carts, CartsBuilder};
+pub use config::CartConfig;
 pub use discount::{Discount, DiscountKind, NewDiscount};
 pub use error::{BoxError, CartError, DiscountRefusal};
 pub use events::CartEvent;
-pub use extract::CartRejection;
-pub use filters::CartBadge;
 pub use inventory::{AlwaysInStock, InventoryChecker};
-pub use layer::{CartLayer, CartService};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
-pub use router::{cart_router, CartDetails, CartItem, CartRouter};
-pub use same_site::{SameSiteLayer, SameSiteService};
 pub use serial::CartPayload;
-pub use session::{
-    MemorySession, SessionAdapter, SignedCookieConfig, SignedCookieSession, TowerSession,
-    CART_ID_KEY,
-};
+pub use session::{MemorySession, SessionAdapter, CART_ID_KEY};
 pub use shipping::{FreeShipping, ShippingCalculator, ShippingOption};
 pub use store::{CartFilter, CartRecord, Store};
 pub use tax::{NoTax, TaxCalculator};
+pub use types::{
+    AddOptions, CartId, CartView, Line, LoadedLine, MergeReport, MergeStrategy, Order, Totals,
+    BATCH_LIMIT, QUANTITY_LIMIT,
+};
+
+#[cfg(feature = "http")]
+pub use admin::admin_router;
+#[cfg(feature = "http")]
+pub use extract::CartRejection;
+#[cfg(feature = "http")]
+pub use filters::CartBadge;
+#[cfg(feature = "http")]
+pub use layer::{CartLayer, CartService};
+#[cfg(feature = "http")]
+pub use router::{cart_router, CartDetails, CartItem, CartRouter};
+#[cfg(feature = "http")]
+pub use same_site::{SameSiteLayer, SameSiteService};
+#[cfg(feature = "http")]
+pub use session::TowerSession;
+#[cfg(feature = "signed-cookie")]
+pub use session::{SignedCookieConfig, SignedCookieSession};
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

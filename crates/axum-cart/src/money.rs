@@ -110,6 +110,7 @@ pub(crate) fn from_cents(value: i64) -> Decimal {
 }
 
 /// Formats an amount with a currency symbol: `$19.98`, `-$1.00`.
+#[cfg(feature = "http")]
 pub(crate) fn format(symbol: &str, value: Decimal) -> String {
     let v = cents(value);
     if v.is_sign_negative() && !v.is_zero() {

@@ -37,12 +37,12 @@ use http_body_util::BodyExt;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::cart::{AddOptions, Cart, Carts, Order};
 use crate::error::{BoxError, CartError};
 use crate::extract::{context, CartRejection, MISSING_LAYER};
 use crate::filters::{escape_html, CartBadge};
 use crate::layer::CartContext;
 use crate::product::{parse_plain_int, Product, ProductRef};
+use crate::{AddOptions, Cart, Carts, Order};
 
 /// The default largest request body the cart routes read: 16 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;

@@ -8,10 +8,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::cart::{Line, BATCH_LIMIT, QUANTITY_LIMIT};
 use crate::error::CartError;
 use crate::money;
 use crate::product::ProductRef;
+use crate::types::{Line, BATCH_LIMIT, QUANTITY_LIMIT};
 
 /// The reserved key carrying the applied discount.
 pub const DISCOUNT_KEY: &str = "__discount__";

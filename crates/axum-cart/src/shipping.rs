@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
-use crate::cart::CartView;
 use crate::error::BoxError;
+use crate::types::CartView;
 
 /// One shipping choice shown to the customer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
-use crate::cart::CartView;
 use crate::error::BoxError;
+use crate::types::CartView;
 
 /// Computes the tax of a cart. The result is rounded half-up to cents by the cart.
 ///

@@ -22,10 +22,10 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use sqlx::migrate::Migrator;
 
-use crate::cart::{CartId, Line};
 use crate::discount::{from_epoch, Discount, DiscountKind};
 use crate::error::{CartError, DiscountRefusal};
 use crate::product::ProductRef;
+use crate::types::{CartId, Line};
 
 /// The database holding the carts: SQLite (embedded default), PostgreSQL or MySQL/MariaDB.
 ///

@@ -12,9 +12,9 @@ use super::{
     now_epoch, used_up, AddOutcome, Arg, Backend, CartFilter, CartRecord, ListDialect, Locked,
     Plan, RowExt, Snapshot, Write, WriteOutcome, WriteRequest, CART_COLUMNS,
 };
-use crate::cart::{CartId, Line};
 use crate::discount::Discount;
 use crate::error::CartError;
+use crate::types::{CartId, Line};
 
 fn ph(_: usize) -> String {
     "?".to_owned()

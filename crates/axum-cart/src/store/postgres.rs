@@ -12,9 +12,9 @@ use super::{
     AddOutcome, Arg, Backend, CartFilter, CartRecord, ListDialect, Locked, Plan, RowExt, Snapshot,
     Write, WriteOutcome, WriteRequest, CART_COLUMNS,
 };
-use crate::cart::{CartId, Line};
 use crate::discount::Discount;
 use crate::error::CartError;
+use crate::types::{CartId, Line};
 
 fn ph(n: usize) -> String {
     format!("${n}")

@@ -16,11 +16,11 @@ use super::{
     CartFilter, CartRecord, ListDialect, Locked, Plan, RowExt, Snapshot, Write, WriteOutcome,
     WriteRequest, CART_COLUMNS,
 };
-use crate::cart::{CartId, Line};
 use crate::discount::Discount;
 use crate::error::CartError;
 use crate::money::{from_cents, to_cents};
 use crate::product::ProductRef;
+use crate::types::{CartId, Line};
 
 fn ph(_: usize) -> String {
     "?".to_owned()

@@ -1,0 +1,195 @@
+//! The binding of a `Cart` to its row: creation, session keys, merges followed, the locked write.
+
+use super::*;
+
+impl Cart {
+    /// The row this value writes to: the bound one, or a new row created for the session
+    /// (or found, when a concurrent request of the same session created it first: the row's
+    /// unique session key makes them meet) and stored in the session. If the session cannot
+    /// store it, the row is removed again and the error returned: no row is left that no
+    /// session points to.
+    pub(super) async fn ensure_row(&self) -> Result<CartId, CartError> {
+        if let Binding::Open(id) = self.binding() {
+            return Ok(id);
+        }
+        let key = self.binding_key();
+        let backend = &self.carts.inner.store.backend;
+        let (id, created) = backend
+            .create_cart(key.as_ref().map(|(k, _)| k.as_str()))
+            .await?;
+        if let Err(e) = self.remember_new(id).await {
+            if created {
+                if let Err(undo) = backend.delete_if_empty(id).await {
+                    tracing::warn!(error = %undo, "could not remove the cart row of a failed session write");
+                }
+            }
+            tracing::warn!(error = %e, "the session could not store a new cart; nothing was kept");
+            return Err(e);
+        }
+        // A new session has an identity once saved: the cart takes it as its key, so the
+        // session's later requests (even one whose session a login cycled away) find it.
+        if let (Some((_, false)), Some(session)) = (&key, &self.session) {
+            if let Some(identity) = session.identity().filter(|k| valid_key(k)) {
+                backend.set_key(id, &identity).await?;
+            }
+        }
+        self.invalidate(Binding::Open(id));
+        Ok(id)
+    }
+
+    /// The unique key a new cart row of this session carries: the session's identity
+    /// (shared by its concurrent requests), else a random one; `None` with no session.
+    pub(super) fn binding_key(&self) -> Option<(String, bool)> {
+        let session = self.session.as_ref()?;
+        Some(match session.identity().filter(|k| valid_key(k)) {
+            Some(identity) => (identity, true),
+            None => (random_key(), false),
+        })
+    }
+
+    /// Stores a newly created (or found) cart in the session and saves the session now.
+    pub(super) async fn remember_new(&self, id: CartId) -> Result<(), CartError> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        session.set_cart_id(id).await.map_err(CartError::session)?;
+        session.persist().await.map_err(CartError::session)
+    }
+
+    /// Releases this session's binding key from whichever cart holds it: that cart stops
+    /// being the session's (logout, login as someone else), so the session's next cart
+    /// must not find it.
+    pub(super) async fn release_binding(&self) -> Result<(), CartError> {
+        let key = self.session.as_ref().and_then(|s| s.identity());
+        if let Some(key) = key.filter(|k| valid_key(k)) {
+            self.carts.inner.store.backend.release_key(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// The cart row is gone: merged into the user's cart by a concurrent login, or cleaned.
+    /// A merged cart is followed to where it went (the login already pointed the session
+    /// there; this request's view of the session may predate that), so a change racing a
+    /// login lands in the user's cart. Else, if the session now names another cart, carry
+    /// on with that one; else start afresh.
+    pub(super) async fn rebind_after_gone(&self, gone: CartId) -> Result<(), CartError> {
+        let backend = &self.carts.inner.store.backend;
+        let mut next = gone;
+        for _ in 0..8 {
+            match backend.merged_into(next).await? {
+                Some(target) if target != next => next = target,
+                _ => break,
+            }
+        }
+        if next != gone {
+            self.invalidate(Binding::Unverified(next));
+            return Ok(());
+        }
+        let next = match &self.session {
+            Some(session) => session
+                .cart_id()
+                .await
+                .map_err(CartError::session)?
+                .filter(|id| *id != gone),
+            None => None,
+        };
+        self.invalidate(next.map_or(Binding::None, Binding::Unverified));
+        Ok(())
+    }
+
+    /// Points the session at an existing cart (a login moving it to the user's cart).
+    pub(super) async fn remember(&self, id: CartId) -> Result<(), CartError> {
+        if let Some(session) = &self.session {
+            session.set_cart_id(id).await.map_err(CartError::session)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a locked write: `plan` sees the freshly read, locked carts and says what to
+    /// write. Handles the binding (creating the row when needed, stale ids, checked-out
+    /// carts) and drops the cache afterwards. Returns the cart id when something was written.
+    pub(super) async fn locked<F>(
+        &mut self,
+        others: &[CartId],
+        lock_discount: bool,
+        mut plan: F,
+    ) -> Result<Option<CartId>, CartError>
+    where
+        F: FnMut(&Locked) -> Result<Vec<Write>, CartError> + Send,
+    {
+        let binding = self.binding();
+        if let Binding::Unverified(_) = binding {
+            self.snapshot().await?;
+        }
+        let mut transient = 0;
+        let mut gone = 0;
+        while gone < 2 {
+            let binding = self.binding();
+            let target = match binding {
+                Binding::None => {
+                    // Ask the plan on an empty cart first: no row is created for nothing.
+                    let probe = Locked {
+                        target: (*empty_snapshot()).clone(),
+                        others: Vec::new(),
+                    };
+                    let others_known = others.is_empty();
+                    if others_known && plan(&probe)?.is_empty() {
+                        return Ok(None);
+                    }
+                    self.ensure_row().await?
+                }
+                Binding::Closed(_) => return Err(CartError::CheckedOut),
+                Binding::Unverified(id) | Binding::Open(id) => id,
+            };
+            let result = self
+                .carts
+                .inner
+                .store
+                .backend
+                .write(
+                    WriteRequest {
+                        target,
+                        others,
+                        lock_discount,
+                    },
+                    &mut plan,
+                )
+                .await;
+            match result {
+                // A deadlock or serialisation failure rolled everything back: run it again.
+                Err(e) if e.is_transient() => {
+                    transient += 1;
+                    e.retry_after(transient)?;
+                }
+                Ok(WriteOutcome::Written) => {
+                    self.carts.forget_cached(&[target]);
+                    self.carts.forget_cached(others);
+                    self.invalidate(Binding::Open(target));
+                    return Ok(Some(target));
+                }
+                Ok(WriteOutcome::Unchanged) => return Ok(None),
+                Ok(WriteOutcome::Gone(missing)) => {
+                    self.carts.forget_cached(others);
+                    self.carts.forget_cached(&[target]);
+                    if missing != target {
+                        // Another cart of the write (a merge source) is gone: nothing to do.
+                        return Ok(None);
+                    }
+                    self.rebind_after_gone(target).await?;
+                    gone += 1;
+                }
+                Err(CartError::CheckedOut) => {
+                    self.invalidate(Binding::Closed(target));
+                    return Err(CartError::CheckedOut);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CartError::CheckedOut)
+    }
+}
+
+/// A binding key as the cart writes it: 1 to 64 lowercase hex digits.
+pub(super) fn valid_key(key: &str) -> bool {
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

@@ -1,0 +1,149 @@
+//! Checkout: the rules, the locked write, the order.
+
+use super::*;
+
+impl Cart {
+    /// Checks the cart out: atomic, idempotent and race-safe.
+    ///
+    /// Locks the cart and checks out what it holds at that moment (changes racing the
+    /// checkout either make it in or go to the session's next cart): refuses an empty cart
+    /// ([`CartError::EmptyCart`]), a subtotal below the minimum
+    /// ([`CartError::MinimumOrderNotMet`]) and a discount that is no longer valid
+    /// ([`CartError::InvalidDiscount`], rolled back whole), counts one use of the discount
+    /// and marks the cart checked out; the order's figures are those of the checked-out
+    /// lines. A second call, from any value or process, changes nothing and returns the
+    /// order with `placed_now: false`, and so does a repeated checkout of the session within
+    /// [`CartsBuilder::checkout_replay_window`] (a double submit, a retry after a lost
+    /// response). Inventory is not reserved.
+    pub async fn checkout(&mut self) -> Result<Order, CartError> {
+        let min = self.config().min_order_amount;
+        // Calculators run outside the lock, on a fresh read.
+        self.refresh().await?;
+        let pre = self.snapshot().await?;
+        match self.binding() {
+            Binding::Closed(id) => return self.placed_order(id).await,
+            Binding::None => {
+                if let Some(order) = self.recent_order() {
+                    self.install(Binding::Closed(order.id), order.clone(), None);
+                    return self.placed_order(order.id).await;
+                }
+            }
+            Binding::Open(_) | Binding::Unverified(_) => {}
+        }
+        // A failing calculator refuses the checkout before anything is written.
+        let totals = self.totals().await?;
+        let mut already = false;
+        let mut frozen: Option<Snapshot> = None;
+        let outcome = self
+            .locked(&[], true, |locked| {
+                let t = &locked.target;
+                already = t.checked_out;
+                frozen = None;
+                if already {
+                    return Ok(Vec::new());
+                }
+                let mut writes = checkout_rules(t, min, OffsetDateTime::now_utc())?;
+                writes.push(Write::CheckOut { cart: t.id });
+                frozen = Some(t.clone());
+                Ok(writes)
+            })
+            .await;
+        let outcome = match outcome {
+            Err(CartError::CheckedOut) => None,
+            other => other?,
+        };
+        let Some(cart_id) = outcome.or(pre.id.get().ne(&0).then_some(pre.id)) else {
+            return Err(CartError::EmptyCart);
+        };
+        let placed_now = !already && outcome.is_some();
+        let used_code = placed_now && frozen.as_ref().is_some_and(|f| f.discount.is_some());
+        match frozen.filter(|_| placed_now) {
+            Some(mut snap) => {
+                // The cart as checked out: nothing can change it any more.
+                snap.checked_out = true;
+                let unchanged = snap.lines == pre.lines
+                    && snap.discount.as_ref().map(|d| d.id) == pre.discount.as_ref().map(|d| d.id);
+                let figures = unchanged.then_some((totals.tax, totals.shipping));
+                self.install(Binding::Closed(cart_id), Arc::new(snap), figures);
+            }
+            None => self.invalidate(Binding::Closed(cart_id)),
+        }
+        if used_code {
+            // The checkout counted a use of the code: other carts cached with it must see
+            // the new count (a code may now be used up).
+            self.carts.clear_cache();
+        }
+        let order = self.placed_order(cart_id).await?;
+        if placed_now {
+            self.carts.emit(vec![CartEvent::CheckedOut { cart_id }]);
+        }
+        Ok(Order {
+            placed_now,
+            ..order
+        })
+    }
+
+    /// The order of a checked-out cart this value is bound to, as placed.
+    pub(super) async fn placed_order(&self, cart_id: CartId) -> Result<Order, CartError> {
+        let snap = self.snapshot().await?;
+        let totals = self.totals().await?;
+        Ok(Order {
+            cart_id,
+            lines: snap.lines.clone(),
+            totals: Totals {
+                checked_out: true,
+                ..totals
+            },
+            placed_now: false,
+        })
+    }
+
+    /// The checked-out cart the session still names, if it was checked out within the
+    /// replay window.
+    pub(super) fn recent_order(&self) -> Option<Arc<Snapshot>> {
+        let previous = self.lock().previous.clone()?;
+        let window = self.config().checkout_replay_window.whole_seconds();
+        (previous.updated_at >= now_epoch().saturating_sub(window)).then_some(previous)
+    }
+
+    /// Binds this value to `snap` as read (and, when known, its tax and shipping).
+    pub(super) fn install(
+        &self,
+        binding: Binding,
+        snap: Arc<Snapshot>,
+        figures: Option<(Decimal, Decimal)>,
+    ) {
+        let mut st = self.lock();
+        st.binding = binding;
+        st.snap = Some(snap);
+        st.tax = figures.map(|f| f.0);
+        st.shipping = figures.map(|f| f.1);
+    }
+}
+
+/// The checks of checkout, in the original's order, on a freshly read cart; the discount
+/// use to count if they pass.
+pub(super) fn checkout_rules(
+    snap: &Snapshot,
+    min: Option<Decimal>,
+    now: OffsetDateTime,
+) -> Result<Vec<Write>, CartError> {
+    if snap.lines.is_empty() {
+        return Err(CartError::EmptyCart);
+    }
+    let sub = subtotal(&snap.lines);
+    if let Some(minimum) = min {
+        if sub < minimum {
+            return Err(CartError::MinimumOrderNotMet {
+                subtotal: sub,
+                minimum,
+            });
+        }
+    }
+    let mut writes = Vec::new();
+    if let Some(d) = &snap.discount {
+        d.check(sub, now)?;
+        writes.push(Write::UseDiscount { discount: d.id });
+    }
+    Ok(writes)
+}

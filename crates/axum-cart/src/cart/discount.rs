@@ -1,0 +1,58 @@
+//! Discount codes on a cart: apply and remove.
+
+use super::*;
+
+impl Cart {
+    /// Applies a discount code (trimmed, any case). Refused if the cart already has one,
+    /// if the code does not exist, or if it is not valid for this cart now.
+    pub async fn apply_discount(&mut self, code: &str) -> Result<Discount, CartError> {
+        let snap = self.snapshot().await?;
+        ensure_open(&snap)?;
+        if snap.discount.is_some() {
+            return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));
+        }
+        let shown: String = code.trim().chars().take(60).collect();
+        let missing = || CartError::InvalidDiscount(DiscountRefusal::NotFound(shown.clone()));
+        let normal = normalize_code(code).map_err(|_| missing())?;
+        let discount = self
+            .carts
+            .inner
+            .store
+            .backend
+            .discount_by_code(&normal)
+            .await?
+            .ok_or_else(missing)?;
+        let now = OffsetDateTime::now_utc();
+        self.locked(&[], false, |locked| {
+            let t = &locked.target;
+            ensure_open(t)?;
+            if t.discount.is_some() {
+                return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));
+            }
+            discount.check(subtotal(&t.lines), now)?;
+            Ok(vec![Write::SetDiscount {
+                cart: t.id,
+                discount: Some(discount.id),
+            }])
+        })
+        .await?;
+        Ok(discount)
+    }
+
+    /// Removes the applied discount; nothing happens if there is none.
+    pub async fn remove_discount(&mut self) -> Result<(), CartError> {
+        self.locked(&[], false, |locked| {
+            let t = &locked.target;
+            if t.discount.is_none() {
+                return Ok(Vec::new());
+            }
+            ensure_open(t)?;
+            Ok(vec![Write::SetDiscount {
+                cart: t.id,
+                discount: None,
+            }])
+        })
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! [`CartsBuilder`]: the store plus every optional setting.
+
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use tokio::sync::broadcast;
+
+use super::cache::SnapshotCache;
+use super::{Carts, CartsInner};
+use crate::config::{normal_cart_url, CartConfig};
+use crate::inventory::InventoryChecker;
+use crate::product::Catalog;
+use crate::shipping::{FreeShipping, ShippingCalculator};
+use crate::store::Store;
+use crate::tax::{NoTax, TaxCalculator};
+use crate::types::QUANTITY_LIMIT;
+
+/// Builds a [`Carts`]: the store plus every optional setting.
+///
+/// ```
+/// # async fn demo() -> Result<(), axum_cart::CartError> {
+/// use axum_cart::{Carts, Store};
+/// use rust_decimal::Decimal;
+///
+/// let carts = Carts::builder(Store::connect("sqlite::memory:").await?)
+///     .max_quantity_per_item(999)
+///     .min_order_amount(Decimal::from(10))
+///     .currency_symbol("€")
+///     .build();
+/// carts.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct CartsBuilder {
+    store: Store,
+    config: CartConfig,
+    event_capacity: usize,
+    cache_carts: bool,
+}
+
+impl CartsBuilder {
+    pub(crate) fn new(store: Store) -> Self {
+        CartsBuilder {
+            store,
+            config: CartConfig {
+                tax: Arc::new(NoTax),
+                shipping: Arc::new(FreeShipping),
+                inventory: None,
+                catalog: None,
+                max_quantity_per_item: None,
+                min_order_amount: None,
+                cart_url: "/cart".to_owned(),
+                currency_symbol: "$".to_owned(),
+                checkout_replay_window: time::Duration::minutes(15),
+            },
+            event_capacity: 1024,
+            cache_carts: false,
+        }
+    }
+
+    /// The tax calculator (`CART_TAX_CALCULATOR`); default [`NoTax`].
+    pub fn tax_calculator(mut self, tax: impl TaxCalculator) -> Self {
+        self.config.tax = Arc::new(tax);
+        self
+    }
+
+    /// The shipping calculator (`CART_SHIPPING_CALCULATOR`); default [`FreeShipping`].
+    pub fn shipping_calculator(mut self, shipping: impl ShippingCalculator) -> Self {
+        self.config.shipping = Arc::new(shipping);
+        self
+    }
+
+    /// The inventory checker (`CART_INVENTORY_CHECKER`); default
+    /// [`AlwaysInStock`](crate::AlwaysInStock).
+    pub fn inventory_checker(mut self, inventory: impl InventoryChecker) -> Self {
+        self.config.inventory = Some(Arc::new(inventory));
+        self
+    }
+
+    /// The product catalogue. With one, `items_with_products` loads products, `merge`
+    /// skips lines of products that are gone, and `from_serializable` checks products and
+    /// prices; the bundled router needs one to price what it adds.
+    pub fn catalog(mut self, catalog: impl Catalog) -> Self {
+        self.config.catalog = Some(Arc::new(catalog));
+        self
+    }
+
+    /// The most units one line may hold (`CART_MAX_QUANTITY_PER_ITEM`).
+    ///
+    /// # Panics
+    /// If `max` is 0 or above 1,000,000,000: a configuration error, found at start-up.
+    pub fn max_quantity_per_item(mut self, max: u32) -> Self {
+        let max = i64::from(max);
+        assert!(
+            (1..=QUANTITY_LIMIT).contains(&max),
+            "max_quantity_per_item must be between 1 and {QUANTITY_LIMIT}, got {max}"
+        );
+        self.config.max_quantity_per_item = Some(max);
+        self
+    }
+
+    /// The subtotal needed to check out (`CART_MIN_ORDER_AMOUNT`).
+    ///
+    /// It is rounded half-up to cents.
+    ///
+    /// # Panics
+    /// If `amount` is negative or above 9,999,999,999,999,999.99 (the largest amount the
+    /// schema's money columns hold): a configuration error, found at start-up.
+    pub fn min_order_amount(mut self, amount: Decimal) -> Self {
+        match crate::money::order_minimum(crate::money::cents(amount)) {
+            Ok(amount) => self.config.min_order_amount = Some(amount),
+            Err(e) => panic!("min_order_amount: {e}"),
+        }
+        self
+    }
+
+    /// The cart page's path, where `cart_link` points and the routes redirect to; default
+    /// `/cart`. Surrounding spaces and a trailing slash are dropped (`"/shop/cart/"` is
+    /// `/shop/cart`, the path the router serves), and a blank URL means `/cart`.
+    pub fn cart_url(mut self, url: impl Into<String>) -> Self {
+        self.config.cart_url = normal_cart_url(&url.into());
+        self
+    }
+
+    /// The currency symbol of `cart_summary`; default `$`.
+    pub fn currency_symbol(mut self, symbol: impl Into<String>) -> Self {
+        self.config.currency_symbol = symbol.into();
+        self
+    }
+
+    /// How long after a checkout the session's repeated checkout gets the placed order back
+    /// (`placed_now == false`) instead of "Cart is empty."; default 15 minutes. Negative
+    /// values count as zero (no replay).
+    pub fn checkout_replay_window(mut self, window: time::Duration) -> Self {
+        self.config.checkout_replay_window = window.max(time::Duration::ZERO);
+        self
+    }
+
+    /// How many events a slow subscriber may fall behind before it misses some; default 1024.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Keeps every cart as last read in memory, shared by all the [`Cart`](crate::Cart)
+    /// values of this `Carts`, so a page view of an unchanged cart costs no query. Every
+    /// change made through this `Carts` (or its clones) drops what it touched.
+    ///
+    /// **Only for a single process that makes every change through this `Carts`**: a change
+    /// made by another process (another app server, the `cart` command) is not seen until
+    /// this process changes the same cart. Off by default; the demo shop turns it on for its
+    /// single-process SQLite set-up.
+    pub fn cache_carts(mut self, on: bool) -> Self {
+        self.cache_carts = on;
+        self
+    }
+
+    /// The finished [`Carts`].
+    pub fn build(self) -> Carts {
+        let (events, _) = broadcast::channel(self.event_capacity);
+        Carts {
+            inner: Arc::new(CartsInner {
+                store: self.store,
+                config: self.config,
+                events,
+                cache: self.cache_carts.then(SnapshotCache::default),
+            }),
+        }
+    }
+}
