@@ -100,20 +100,20 @@ pub use session::{SignedCookieConfig, SignedCookieSession};
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 /// The code blocks of `docs/CONFIGURATION.md`, compiled and run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/CONFIGURATION.md")]
+#[doc = include_str!("../docs/CONFIGURATION.md")]
 pub struct ConfigurationDoctests;
 
 /// The code blocks of `docs/AGENTS.md`, compiled and run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/AGENTS.md")]
+#[doc = include_str!("../docs/AGENTS.md")]
 pub struct AgentsDoctests;
 
 /// The code blocks of `docs/HTTP.md`, compiled as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/HTTP.md")]
+#[doc = include_str!("../docs/HTTP.md")]
 pub struct HttpDoctests;

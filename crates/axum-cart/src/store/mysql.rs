@@ -28,7 +28,7 @@ const LIST: ListDialect = ListDialect {
 };
 
 fn migrations() -> sqlx::migrate::Migrator {
-    migrator(sqlx::migrate!("../../migrations/mysql"))
+    migrator(sqlx::migrate!("migrations/mysql"))
 }
 
 pub(super) struct MySqlBackend {

@@ -28,7 +28,7 @@ const LIST: ListDialect = ListDialect {
 };
 
 fn migrations() -> sqlx::migrate::Migrator {
-    migrator(sqlx::migrate!("../../migrations/postgres"))
+    migrator(sqlx::migrate!("migrations/postgres"))
 }
 
 pub(super) struct PgBackend {

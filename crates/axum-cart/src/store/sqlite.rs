@@ -34,7 +34,7 @@ const LIST: ListDialect = ListDialect {
 };
 
 fn migrations() -> sqlx::migrate::Migrator {
-    migrator(sqlx::migrate!("../../migrations/sqlite"))
+    migrator(sqlx::migrate!("migrations/sqlite"))
 }
 
 /// Opens a SQLite database the way a web app wants it: created if missing, WAL, a busy

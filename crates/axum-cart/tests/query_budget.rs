@@ -1,6 +1,6 @@
 //! Query budgets, counted from the statements sqlx actually sends (its `sqlx::query` log
-//! events), not timed. One test function in its own binary, so the global counter sees
-//! nothing but these scenarios.
+//! events), not timed. In a binary of its own, one backend at a time, so the global counter
+//! sees nothing but these scenarios.
 
 mod common;
 
@@ -145,23 +145,41 @@ async fn budgets(h: Harness) {
     );
 }
 
-#[test]
-fn query_budgets() {
-    let subscriber = tracing_subscriber::registry().with(CountStatements);
-    tracing::subscriber::set_global_default(subscriber).expect("install the statement counter");
+/// One backend's budgets: the statement counter is global, so the backends run one at a time.
+fn run(backend: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Harness>>>>) {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(CountStatements);
+        tracing::subscriber::set_global_default(subscriber).expect("install the statement counter");
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        if let Some(h) = Harness::sqlite().await {
-            budgets(h).await;
-        }
-        if let Some(h) = Harness::postgres().await {
-            budgets(h).await;
-        }
-        if let Some(h) = Harness::mysql().await {
-            budgets(h).await;
-        }
+        let h = backend().await.expect("the backend's database");
+        budgets(h).await;
     });
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_query_budgets() {
+    run(|| Box::pin(Harness::sqlite()));
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+#[cfg_attr(not(cart_test_postgres), ignore = "CART_TEST_POSTGRES_URL is not set")]
+fn postgres_query_budgets() {
+    run(|| Box::pin(Harness::postgres()));
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+#[cfg_attr(not(cart_test_mysql), ignore = "CART_TEST_MYSQL_URL is not set")]
+fn mysql_query_budgets() {
+    run(|| Box::pin(Harness::mysql()));
 }
