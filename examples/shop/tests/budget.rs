@@ -124,40 +124,56 @@ async fn budgets(name: &str, database_url: String) {
     println!("{name}: product page with header = {n} query");
 }
 
-#[test]
-fn shop_query_budgets() {
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(CountStatements))
+/// Runs `scenario` with the statement counter installed; the counter is global, so the
+/// backends run one at a time.
+fn counted_run(scenario: impl std::future::Future<Output = ()>) {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(CountStatements),
+        )
         .expect("install the statement counter");
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    });
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
+        .unwrap()
+        .block_on(scenario);
+}
+
+#[test]
+fn sqlite_shop_query_budgets() {
+    counted_run(async {
         let path = std::env::temp_dir().join(format!("shop-budget-{}.db", std::process::id()));
         budgets("sqlite", format!("sqlite://{}", path.display())).await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        match std::env::var("CART_TEST_POSTGRES_URL") {
-            Ok(url) => {
-                let schema = format!("shop_budget_{}", std::process::id());
-                let admin = sqlx::PgPool::connect(&url).await.unwrap();
-                sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                let sep = if url.contains('?') { '&' } else { '?' };
-                budgets(
-                    "postgres",
-                    format!("{url}{sep}options=-c%20search_path%3D{schema}"),
-                )
-                .await;
-                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-            }
-            Err(_) => eprintln!("SKIPPED (postgres): CART_TEST_POSTGRES_URL is not set"),
-        }
+    });
+}
+
+#[test]
+#[cfg_attr(not(cart_test_postgres), ignore = "CART_TEST_POSTGRES_URL is not set")]
+fn postgres_shop_query_budgets() {
+    counted_run(async {
+        let url = std::env::var("CART_TEST_POSTGRES_URL").expect("CART_TEST_POSTGRES_URL");
+        let schema = format!("shop_budget_{}", std::process::id());
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        budgets(
+            "postgres",
+            format!("{url}{sep}options=-c%20search_path%3D{schema}"),
+        )
+        .await;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
     });
 }

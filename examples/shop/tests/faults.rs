@@ -56,6 +56,7 @@ async fn database_down_answers_503_then_recovers_without_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(cart_test_redis), ignore = "CART_TEST_REDIS_URL is not set")]
 async fn database_down_with_sessions_in_redis_answers_503_then_recovers() {
     let test = "faults-db-down-redis";
     let Some(redis) = support::redis_url(test) else {
@@ -227,6 +228,10 @@ async fn database_down(test: &str, redis: Option<String>) {
 /// session store, `/healthz` stays 200; once the proxy is back, the same process serves the
 /// same cart again within seconds (the Redis pool reconnects by itself).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(cart_test_postgres, cart_test_redis)),
+    ignore = "needs CART_TEST_POSTGRES_URL and CART_TEST_REDIS_URL"
+)]
 async fn session_store_down_answers_503_then_reconnects_without_restart() {
     let test = "faults-redis-down";
     let Some(redis) = support::redis_url(test) else {
@@ -686,6 +691,7 @@ async fn sigkill_mid_storm_loses_no_acknowledged_write() {
 // ---- a tiny pool under load --------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(cart_test_postgres), ignore = "CART_TEST_POSTGRES_URL is not set")]
 async fn a_tiny_pool_under_load_waits_then_answers_503() {
     let test = "faults-pool";
     let Some(schema) = PgSchema::create(test).await else {

@@ -56,6 +56,10 @@ fn items(cart: &serde_json::Value) -> Vec<(String, i64, i64)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(cart_test_postgres, cart_test_redis)),
+    ignore = "needs CART_TEST_POSTGRES_URL and CART_TEST_REDIS_URL"
+)]
 async fn one_cookie_one_cart_on_every_process() {
     let test = "scaleout-sessions";
     let Some(redis) = redis_url(test) else { return };
@@ -176,6 +180,10 @@ async fn one_cookie_one_cart_on_every_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(cart_test_postgres, cart_test_redis)),
+    ignore = "needs CART_TEST_POSTGRES_URL and CART_TEST_REDIS_URL"
+)]
 async fn a_discount_race_across_processes_gives_exactly_max_uses() {
     let test = "scaleout-race";
     let Some(redis) = redis_url(test) else { return };

@@ -164,6 +164,10 @@ async fn one_visitors_racing_requests_share_one_cart_on_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(cart_test_postgres, cart_test_redis)),
+    ignore = "needs CART_TEST_POSTGRES_URL and CART_TEST_REDIS_URL"
+)]
 async fn one_visitors_racing_requests_share_one_cart_on_postgres_and_redis() {
     let test = "races-pg-redis";
     let Some(redis) = support::redis_url(test) else {
@@ -187,6 +191,10 @@ async fn one_visitors_racing_requests_share_one_cart_on_postgres_and_redis() {
 /// answers): a new visitor's add is a 503 with the library's error body, and no cart row is
 /// left that no session points to. A returning visitor's cart keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(cart_test_postgres, cart_test_redis)),
+    ignore = "needs CART_TEST_POSTGRES_URL and CART_TEST_REDIS_URL"
+)]
 async fn redis_refusing_writes_is_a_503_and_leaves_no_cart() {
     let test = "sessions-redis-readonly";
     let Some(redis) = support::redis_url(test) else {

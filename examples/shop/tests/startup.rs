@@ -74,6 +74,7 @@ async fn race(test: &str, url: &str) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(cart_test_postgres), ignore = "CART_TEST_POSTGRES_URL is not set")]
 async fn three_processes_start_at_once_on_a_fresh_postgres_database() {
     let test = "startup-pg";
     let Some(db) = PgDatabase::create(test).await else {
@@ -95,6 +96,7 @@ async fn three_processes_start_at_once_on_a_fresh_postgres_database() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(cart_test_mysql), ignore = "CART_TEST_MYSQL_URL is not set")]
 async fn three_processes_start_at_once_on_a_fresh_mysql_database() {
     let test = "startup-mysql";
     let Some(db) = MySqlDatabase::create(test).await else {
