@@ -1,32 +1,4 @@
-//! # axum-cart
-//!
-//! A session-backed shopping cart for axum apps: the successor of django-cart, stored in
-//! SQLite (embedded default), PostgreSQL or MySQL/MariaDB through sqlx.
-//!
-//! - [`Carts`] is the app's cart service (store, settings, events), built once with
-//!   [`Carts::builder`].
-//! - [`Cart`] is one visitor's cart: add / update / remove / clear / add_bulk, counts,
-//!   lines, money math (summary, tax, shipping, discount, total), discounts, checkout, user
-//!   binding and merge, save and restore.
-//! - Plug-ins are traits with no-op defaults: [`TaxCalculator`], [`ShippingCalculator`],
-//!   [`InventoryChecker`], [`Catalog`], [`SessionAdapter`].
-//!
-//! Money is [`rust_decimal::Decimal`] everywhere, with exactly two decimal places.
-//!
-//! ```
-//! # async fn demo() -> Result<(), axum_cart::CartError> {
-//! use axum_cart::{Carts, MemorySession, ProductRef};
-//! use rust_decimal::Decimal;
-//!
-//! let carts = Carts::connect("sqlite::memory:").await?;
-//! carts.migrate().await?;
-//! let mut cart = carts.open(MemorySession::default()).await?;
-//! let coffee = ProductRef::new("coffee", 7)?;
-//! cart.add(&coffee, Decimal::new(1200, 2), 2).await?;
-//! cart.update(&coffee, 5, None).await?;
-//! assert_eq!(cart.summary().await?.to_string(), "60.00");
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -97,11 +69,6 @@ pub use same_site::{SameSiteLayer, SameSiteService};
 pub use session::TowerSession;
 #[cfg(feature = "signed-cookie")]
 pub use session::{SignedCookieConfig, SignedCookieSession};
-
-/// The README's code blocks, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
 
 /// The code blocks of `docs/CONFIGURATION.md`, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -16,7 +16,7 @@ impl Cart {
         Ok(self.snapshot().await?.line(&p).cloned())
     }
 
-    /// Total units (`len(cart)`).
+    /// Total units: the sum of the line quantities.
     pub async fn count(&self) -> Result<i64, CartError> {
         Ok(self
             .snapshot()
@@ -37,7 +37,7 @@ impl Cart {
         Ok(self.snapshot().await?.lines.is_empty())
     }
 
-    /// Whether the product is in the cart (`product in cart`).
+    /// Whether the product is in the cart.
     pub async fn contains(&self, product: &(impl Product + ?Sized)) -> Result<bool, CartError> {
         Ok(self.line(product).await?.is_some())
     }

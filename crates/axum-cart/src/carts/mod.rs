@@ -90,7 +90,7 @@ impl Carts {
         self.inner.events.subscribe()
     }
 
-    /// The cart of the visitor whose session this is: `Cart(request)`.
+    /// The cart of the visitor whose session this is.
     ///
     /// No row is created until the first change; a session pointing at a cart that is gone
     /// or checked out gets a fresh cart.
