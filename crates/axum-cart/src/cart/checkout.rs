@@ -147,3 +147,67 @@ pub(super) fn checkout_rules(
     }
     Ok(writes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discount::NewDiscount;
+
+    fn cart(lines: &[(&str, i64, i64)], discount: Option<Discount>) -> Snapshot {
+        Snapshot {
+            id: CartId::from_db(1),
+            checked_out: false,
+            user_id: None,
+            discount,
+            created_at: 0,
+            updated_at: 0,
+            lines: lines
+                .iter()
+                .map(|&(kind, quantity, cents)| {
+                    let product = ProductRef::new(kind, 1).expect("a product");
+                    Line::new(product, quantity, Decimal::new(cents, 2))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_empty_cart_cannot_check_out() {
+        let now = OffsetDateTime::now_utc();
+        let err = checkout_rules(&cart(&[], None), None, now).unwrap_err();
+        assert!(matches!(err, CartError::EmptyCart), "{err:?}");
+    }
+
+    #[test]
+    fn the_minimum_is_the_subtotal_before_discount() {
+        let now = OffsetDateTime::now_utc();
+        let snap = cart(&[("book", 2, 450)], None); // 9.00
+        let err = checkout_rules(&snap, Some(Decimal::TEN), now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Cart total 9.00 is below the minimum order amount of 10."
+        );
+        assert!(checkout_rules(&snap, Some(Decimal::new(900, 2)), now)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_valid_discount_counts_one_use_and_an_expired_one_refuses() {
+        let now = OffsetDateTime::now_utc();
+        let mut code = NewDiscount::fixed("TEN", Decimal::ONE).preview();
+        code.id = 7;
+        let writes = checkout_rules(&cart(&[("book", 1, 500)], Some(code.clone())), None, now)
+            .expect("checks pass");
+        assert!(matches!(
+            writes.as_slice(),
+            [Write::UseDiscount { discount: 7 }]
+        ));
+        code.valid_until = Some(now - time::Duration::days(1));
+        let err = checkout_rules(&cart(&[("book", 1, 500)], Some(code)), None, now).unwrap_err();
+        assert!(matches!(
+            err,
+            CartError::InvalidDiscount(DiscountRefusal::Expired)
+        ));
+    }
+}

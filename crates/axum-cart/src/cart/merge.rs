@@ -267,3 +267,21 @@ pub(super) fn merged_quantity(strategy: MergeStrategy, target: i64, source: i64)
         MergeStrategy::KeepHigher => target.max(source),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_strategy_settles_a_product_in_both_carts() {
+        assert_eq!(merged_quantity(MergeStrategy::Add, 2, 3), 5);
+        assert_eq!(merged_quantity(MergeStrategy::Replace, 2, 3), 3);
+        assert_eq!(merged_quantity(MergeStrategy::KeepHigher, 2, 3), 3);
+        assert_eq!(merged_quantity(MergeStrategy::KeepHigher, 7, 3), 7);
+    }
+
+    #[test]
+    fn adding_never_overflows() {
+        assert_eq!(merged_quantity(MergeStrategy::Add, i64::MAX, 5), i64::MAX);
+    }
+}

@@ -353,3 +353,64 @@ pub(super) fn after_writes(lines: &[Line], writes: &[Write]) -> Vec<Line> {
     }
     after
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(kind: &str, id: i64, quantity: i64) -> Line {
+        Line::new(
+            ProductRef::new(kind, id).expect("a product"),
+            quantity,
+            Decimal::ONE,
+        )
+    }
+
+    #[test]
+    fn dedupe_keeps_the_last_quantity_in_first_seen_order() {
+        let lines = dedupe(vec![line("a", 1, 1), line("b", 1, 2), line("a", 1, 5)]);
+        let seen: Vec<(String, i64)> = lines
+            .iter()
+            .map(|l| (l.product.kind().to_owned(), l.quantity))
+            .collect();
+        assert_eq!(seen, [("a".to_owned(), 5), ("b".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn after_writes_applies_upserts_deletes_and_clears_in_order() {
+        let cart = CartId::from_db(1);
+        let before = [line("a", 1, 1), line("b", 1, 1)];
+        let writes = [
+            Write::Upsert {
+                cart,
+                line: line("a", 1, 4),
+            },
+            Write::Delete {
+                cart,
+                product: ProductRef::new("b", 1).expect("b"),
+            },
+            Write::Upsert {
+                cart,
+                line: line("c", 1, 2),
+            },
+        ];
+        let after = after_writes(&before, &writes);
+        let seen: Vec<(&str, i64)> = after
+            .iter()
+            .map(|l| (l.product.kind(), l.quantity))
+            .collect();
+        assert_eq!(seen, [("a", 4), ("c", 2)]);
+        assert!(after_writes(&before, &[Write::Clear { cart }]).is_empty());
+    }
+
+    #[test]
+    fn prices_compare_to_the_cent_and_a_product_without_price_passes() {
+        assert!(check_price(Some(Decimal::new(1250, 2)), Decimal::new(12500, 3)).is_ok());
+        assert!(check_price(None, Decimal::new(1, 0)).is_ok());
+        let err = check_price(Some(Decimal::new(1250, 2)), Decimal::new(1249, 2)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Price mismatch: expected 12.50, got 12.49."
+        );
+    }
+}
