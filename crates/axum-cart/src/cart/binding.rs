@@ -1,6 +1,11 @@
 //! The binding of a `Cart` to its row: creation, session keys, merges followed, the locked write.
 
-use super::*;
+use super::{empty_snapshot, Binding, Cart};
+
+use crate::error::CartError;
+use crate::session::random_key;
+use crate::store::{Locked, Write, WriteOutcome, WriteRequest};
+use crate::types::CartId;
 
 impl Cart {
     /// The row this value writes to: the bound one, or a new row created for the session

@@ -1,6 +1,12 @@
 //! Catalogue and stock questions: one catalogue call per product kind.
 
-use super::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::Cart;
+
+use crate::error::CartError;
+use crate::product::{Product, ProductRef};
 
 impl Cart {
     /// Asks the inventory checker (if one is configured) whether `quantity` units of the

@@ -1,6 +1,16 @@
 //! Checkout: the rules, the locked write, the order.
 
-use super::*;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use time::OffsetDateTime;
+
+use super::{Binding, Cart};
+
+use crate::error::CartError;
+use crate::events::CartEvent;
+use crate::store::{now_epoch, Snapshot, Write};
+use crate::types::{subtotal, CartId, Order, Totals};
 
 impl Cart {
     /// Checks the cart out: atomic, idempotent and race-safe.
@@ -151,7 +161,10 @@ pub(super) fn checkout_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discount::NewDiscount;
+    use crate::discount::{Discount, NewDiscount};
+    use crate::error::DiscountRefusal;
+    use crate::product::ProductRef;
+    use crate::types::{CartId, Line};
 
     fn cart(lines: &[(&str, i64, i64)], discount: Option<Discount>) -> Snapshot {
         Snapshot {

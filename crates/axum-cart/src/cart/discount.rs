@@ -1,6 +1,13 @@
 //! Discount codes on a cart: apply and remove.
 
-use super::*;
+use time::OffsetDateTime;
+
+use super::{ensure_open, Cart};
+
+use crate::discount::{normalize_code, Discount};
+use crate::error::{CartError, DiscountRefusal};
+use crate::store::Write;
+use crate::types::subtotal;
 
 impl Cart {
     /// Applies a discount code (trimmed, any case). Refused if the cart already has one,

@@ -1,6 +1,16 @@
 //! Users: bind, merge, login and forget.
 
-use super::*;
+use time::OffsetDateTime;
+
+use super::binding::valid_key;
+use super::write::after_writes;
+use super::{ensure_open, Binding, Cart};
+
+use crate::error::CartError;
+use crate::events::CartEvent;
+use crate::product::ProductRef;
+use crate::store::Write;
+use crate::types::{subtotal, Line, MergeReport, MergeStrategy};
 
 impl Cart {
     /// Binds the cart to an app user (creating its row if needed); `None` unbinds.

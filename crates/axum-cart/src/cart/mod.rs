@@ -9,35 +9,19 @@ mod read;
 mod saved;
 mod write;
 
-use binding::valid_key;
-use checkout::checkout_rules;
 use read::discount_amount;
-use write::{after_writes, check_price, set_events};
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rust_decimal::Decimal;
-use time::OffsetDateTime;
 
 use crate::carts::Carts;
 use crate::config::CartConfig;
-use crate::discount::{normalize_code, Discount};
-use crate::error::{CartError, DiscountRefusal, WRITE_ATTEMPTS};
-use crate::events::CartEvent;
-use crate::money;
-use crate::product::{product_ref, Product, ProductRef};
-use crate::serial::CartPayload;
-use crate::session::{random_key, SessionAdapter};
-use crate::shipping::ShippingOption;
-use crate::store::{
-    now_epoch, AddOutcome, CartRecord, Locked, Snapshot, Write, WriteOutcome, WriteRequest,
-};
-use crate::types::{
-    subtotal, AddOptions, CartId, CartView, Line, LoadedLine, MergeReport, MergeStrategy, Order,
-    Totals, BATCH_LIMIT,
-};
+use crate::error::CartError;
+use crate::session::SessionAdapter;
+use crate::store::Snapshot;
+use crate::types::{subtotal, CartId, CartView};
 
 /// Where the facade stands with its cart row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,17 @@
 //! Reads: lines, counts, money figures, checkout readiness.
 
-use super::*;
+use rust_decimal::Decimal;
+use time::OffsetDateTime;
+
+use super::checkout::checkout_rules;
+use super::Cart;
+
+use crate::error::CartError;
+use crate::money;
+use crate::product::{product_ref, Product, ProductRef};
+use crate::shipping::ShippingOption;
+use crate::store::{CartRecord, Snapshot};
+use crate::types::{subtotal, Line, LoadedLine, Totals};
 
 impl Cart {
     // ---- reads -------------------------------------------------------------------------

@@ -1,6 +1,16 @@
 //! Save and restore: the cart as a payload and back.
 
-use super::*;
+use time::OffsetDateTime;
+
+use super::write::{after_writes, check_price, set_events};
+use super::{ensure_open, Cart};
+
+use crate::discount::normalize_code;
+use crate::error::CartError;
+use crate::product::ProductRef;
+use crate::serial::CartPayload;
+use crate::store::Write;
+use crate::types::subtotal;
 
 impl Cart {
     // ---- save and restore --------------------------------------------------------------

@@ -1,6 +1,15 @@
 //! Line changes: add, update, remove, clear, bulk add.
 
-use super::*;
+use rust_decimal::Decimal;
+
+use super::{ensure_open, exceeds, Binding, Cart};
+
+use crate::error::{CartError, WRITE_ATTEMPTS};
+use crate::events::CartEvent;
+use crate::money;
+use crate::product::{product_ref, Product, ProductRef};
+use crate::store::{AddOutcome, Snapshot, Write};
+use crate::types::{AddOptions, Line, BATCH_LIMIT};
 
 impl Cart {
     // ---- changes -----------------------------------------------------------------------
@@ -357,6 +366,7 @@ pub(super) fn after_writes(lines: &[Line], writes: &[Write]) -> Vec<Line> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::CartId;
 
     fn line(kind: &str, id: i64, quantity: i64) -> Line {
         Line::new(
