@@ -55,18 +55,37 @@ const SCHEMA: [&str; 4] = [
         PRIMARY KEY (cart_id, kind, product_id))",
 ];
 
+/// Why the shop's database could not be opened or prepared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// A setting is not valid.
+    #[error("{0}")]
+    Config(String),
+    /// Another process held the start-up lock for too long.
+    #[error("{lock}: another process held the start-up lock for more than {seconds} s")]
+    LockTimeout {
+        /// The lock: `pg_advisory_lock` or `GET_LOCK`.
+        lock: &'static str,
+        /// How long this process waited.
+        seconds: u64,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 impl Db {
     /// Opens the database named by `url`; a SQLite file is created if missing, in WAL mode.
     /// The pool holds at most `DATABASE_MAX_CONNECTIONS` connections (4 on SQLite, 16
     /// otherwise) and a request waits at most 5 s for one.
-    pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+    pub async fn connect(url: &str) -> Result<Db, DbError> {
         let max_connections = |default: u32| match std::env::var("DATABASE_MAX_CONNECTIONS") {
             Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => Ok(n),
-                _ => Err(sqlx::Error::Configuration(
-                    format!("DATABASE_MAX_CONNECTIONS must be a number of at least 1, got {v:?}")
-                        .into(),
-                )),
+                _ => Err(DbError::Config(format!(
+                    "DATABASE_MAX_CONNECTIONS must be a number of at least 1, got {v:?}"
+                ))),
             },
             _ => Ok(default),
         };
@@ -104,7 +123,7 @@ impl Db {
                     .await?,
             ))
         } else {
-            Err(sqlx::Error::Configuration(
+            Err(DbError::Config(
                 "DATABASE_URL must start with sqlite:, postgres:// or mysql://".into(),
             ))
         }
@@ -160,12 +179,10 @@ impl Db {
     /// transaction, the seed in another, the tables are `IF NOT EXISTS`).
     ///
     /// Waits up to [`STARTUP_LOCK_TIMEOUT`] for another process to finish.
-    pub async fn startup_lock(&self) -> Result<StartupLock, sqlx::Error> {
-        let timeout = |what: &str| {
-            sqlx::Error::Protocol(format!(
-                "{what}: another process held the start-up lock for more than {} s",
-                STARTUP_LOCK_TIMEOUT.as_secs()
-            ))
+    pub async fn startup_lock(&self) -> Result<StartupLock, DbError> {
+        let timeout = |lock: &'static str| DbError::LockTimeout {
+            lock,
+            seconds: STARTUP_LOCK_TIMEOUT.as_secs(),
         };
         match self {
             Db::Sqlite(_) => Ok(StartupLock(LockConn::None)),
