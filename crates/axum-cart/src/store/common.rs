@@ -23,7 +23,8 @@ pub(crate) struct SqlBackend<D: Dialect> {
     pub(crate) pool: sqlx::Pool<D>,
     /// Cart writes: the same pool, or SQLite's one writer connection.
     writer: sqlx::Pool<D>,
-    /// What the backend keeps beside its pools.
+    /// What the backend keeps beside its pools (only SQLite keeps anything).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) state: D::State,
 }
 

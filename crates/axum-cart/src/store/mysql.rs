@@ -125,3 +125,29 @@ impl Dialect for MySql {
         Ok(AddOutcome::Added { quantity })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::{discount_in_use, list_sql, spelled};
+    use crate::store::CartFilter;
+
+    #[test]
+    fn statements_are_spelled_for_mysql() {
+        let (sql, _) = list_sql(&CartFilter::new().checked_out(false), &MySql::SQL);
+        assert!(sql.contains("WHERE c.checked_out = 0 GROUP BY"));
+        assert!(sql.contains("CAST(COALESCE(SUM(i.quantity), 0) AS SIGNED)"));
+        assert_eq!(spelled(&MySql::SQL, ADD), ADD);
+        assert_eq!(ADD.matches('?').count(), 7);
+        assert_eq!(
+            MySql::SQL.limited_delete("user_id = ?"),
+            "DELETE FROM cart_carts WHERE user_id = ? ORDER BY id LIMIT ?"
+        );
+        assert_eq!(
+            MySql::SQL.upsert("source_id", &["target_id"]),
+            "ON DUPLICATE KEY UPDATE target_id = VALUES(target_id)"
+        );
+        assert!(discount_in_use(&MySql::SQL).contains("c.checked_out = 1"));
+        assert_eq!(UPDATED, 4_611_686_018_427_387_904);
+    }
+}

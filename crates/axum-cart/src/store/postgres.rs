@@ -54,3 +54,35 @@ impl Dialect for Postgres {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::{list_sql, numbered, spelled, user_page_sql};
+    use crate::store::CartFilter;
+    use crate::CartId;
+
+    #[test]
+    fn statements_are_spelled_for_postgres() {
+        let filter = CartFilter::new()
+            .user("u")
+            .inactive_days(3)
+            .checked_out(true);
+        let (sql, args) = list_sql(&filter, &Postgres::SQL);
+        let sql = spelled(&Postgres::SQL, &sql);
+        assert!(sql.contains(
+            "WHERE c.checked_out = TRUE AND c.user_id = $1 AND c.updated_at < $2 GROUP BY"
+        ));
+        assert!(sql.ends_with("LIMIT $3 OFFSET $4") && !sql.contains('?'));
+        assert_eq!(args.len(), 4);
+        let (page, _) = user_page_sql(&Postgres::SQL, "u", true, Some((5, CartId::from_db(9))), 10);
+        assert!(numbered(&page).contains(
+            "c.user_id = $1 AND c.checked_out = FALSE AND (c.created_at < $2 OR (c.created_at = $3 AND c.id < $4))"
+        ));
+        assert_eq!(
+            numbered(&Postgres::SQL.limited_delete("updated_at < ?")),
+            "DELETE FROM cart_carts WHERE id IN \
+             (SELECT id FROM cart_carts WHERE updated_at < $1 ORDER BY id LIMIT $2)"
+        );
+    }
+}

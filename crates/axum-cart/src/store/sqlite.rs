@@ -200,3 +200,52 @@ fn unpack_lines(packed: &str) -> Vec<Line> {
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::{list_sql, spelled};
+    use crate::store::CartFilter;
+
+    #[test]
+    fn packed_lines_unpack_and_bad_ones_are_skipped() {
+        let lines = unpack_lines("book:1:2:999;;pen:7:1:50;bad kind:3:1:1;mug:x:1:1;short");
+        let got: Vec<_> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l.product.kind().to_owned(),
+                    l.product.id(),
+                    l.quantity,
+                    l.unit_price,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("book".to_owned(), 1, 2, Decimal::new(999, 2)),
+                ("pen".to_owned(), 7, 1, Decimal::new(50, 2)),
+            ]
+        );
+        assert!(unpack_lines("").is_empty());
+    }
+
+    #[test]
+    fn statements_are_spelled_for_sqlite() {
+        let open = CartFilter::new().checked_out(false);
+        let (sql, args) = list_sql(&open, &Sqlite::SQL);
+        assert!(sql.contains("WHERE c.checked_out = 0 GROUP BY"));
+        assert!(sql.contains("COALESCE(SUM(i.quantity), 0) FROM"));
+        assert_eq!(spelled(&Sqlite::SQL, &sql), sql.as_str());
+        assert_eq!(args.len(), 2);
+        assert_eq!(
+            Sqlite::SQL.upsert("source_id", &["target_id"]),
+            "ON CONFLICT (source_id) DO UPDATE SET target_id = excluded.target_id"
+        );
+        assert!(Sqlite::SQL
+            .discount_select()
+            .contains("d.value_cents, d.min_cart_value_cents"));
+        assert!(LOAD.ends_with("WHERE c.id = ?"));
+    }
+}
