@@ -86,6 +86,7 @@ pub(crate) fn order_minimum(amount: Decimal) -> Result<Decimal, CartError> {
 /// can overflow: the cents are the mantissa at scale 2. Every amount is bounded before it
 /// is stored (unit prices by [`unit_price`], discounts by `NewDiscount::validate`), far
 /// inside `i64`; an amount that is not is refused by [`try_to_cents`] and saturates here.
+#[cfg(any(feature = "sqlite", test))]
 pub(crate) fn to_cents(value: Decimal) -> i64 {
     try_to_cents(value).unwrap_or(if value.is_sign_negative() {
         i64::MIN
@@ -95,6 +96,7 @@ pub(crate) fn to_cents(value: Decimal) -> i64 {
 }
 
 /// Decimal → integer cents (half-up), `None` if they do not fit in an `i64`.
+#[cfg(any(feature = "sqlite", test))]
 pub(crate) fn try_to_cents(value: Decimal) -> Option<i64> {
     let v = cents(value);
     if v.scale() != 2 {
@@ -105,6 +107,7 @@ pub(crate) fn try_to_cents(value: Decimal) -> Option<i64> {
 }
 
 /// Integer cents → Decimal with two places.
+#[cfg(any(feature = "sqlite", test))]
 pub(crate) fn from_cents(value: i64) -> Decimal {
     Decimal::new(value, 2)
 }

@@ -1,31 +1,34 @@
 //! Storage: the cart, line and discount rows, in SQLite, PostgreSQL or MySQL/MariaDB.
 //!
-//! [`Store`] wraps a sqlx pool of one of the three backends. Each backend keeps all of its
-//! SQL in its own module (`store/sqlite.rs`, `store/postgres.rs`, `store/mysql.rs`); what is
-//! the same for all of them (decoding rows, the rules of a change) is written once, here and
-//! in the facade. Tables are prefixed `cart_` so they never collide with the app's own.
+//! [`Store`] wraps a sqlx pool of one of the three backends. The SQL and the method bodies
+//! the backends share are written once (`common.rs` and `locked.rs`, over the `Dialect` seam of
+//! `driver.rs`, with the statement text of `sql.rs` and the row decoding of `decode.rs`);
+//! each backend file (`sqlite.rs`, `postgres.rs`, `mysql.rs`) holds only what really differs
+//! for it. Tables are prefixed `cart_` so they never collide with the app's own.
 //!
 //! Every change other than `add` goes through one transactional primitive: lock the carts
 //! involved (`SELECT … FOR UPDATE` on PostgreSQL and MySQL, `BEGIN IMMEDIATE` on SQLite),
 //! read them fresh, let the facade decide what to write, write it, commit.
 
+mod common;
+mod decode;
+mod driver;
+mod locked;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rust_decimal::Decimal;
 use sqlx::migrate::Migrator;
 
-use crate::discount::{from_epoch, Discount, DiscountKind};
-use crate::error::{CartError, DiscountRefusal};
-use crate::product::ProductRef;
-use crate::types::{CartId, Line};
+use crate::discount::from_epoch;
+use crate::{CartError, CartId, Discount, DiscountRefusal, Line, ProductRef};
 
 /// The database holding the carts: SQLite (embedded default), PostgreSQL or MySQL/MariaDB.
 ///
@@ -109,7 +112,7 @@ fn feature_of(scheme: &str) -> &'static str {
 impl From<sqlx::SqlitePool> for Store {
     fn from(pool: sqlx::SqlitePool) -> Self {
         Store {
-            backend: Arc::new(sqlite::SqliteBackend::new(pool)),
+            backend: Arc::new(common::SqlBackend::<sqlx::Sqlite>::new(pool)),
         }
     }
 }
@@ -118,7 +121,7 @@ impl From<sqlx::SqlitePool> for Store {
 impl From<sqlx::PgPool> for Store {
     fn from(pool: sqlx::PgPool) -> Self {
         Store {
-            backend: Arc::new(postgres::PgBackend::new(pool)),
+            backend: Arc::new(common::SqlBackend::<sqlx::Postgres>::new(pool)),
         }
     }
 }
@@ -127,7 +130,7 @@ impl From<sqlx::PgPool> for Store {
 impl From<sqlx::MySqlPool> for Store {
     fn from(pool: sqlx::MySqlPool) -> Self {
         Store {
-            backend: Arc::new(mysql::MySqlBackend::new(pool)),
+            backend: Arc::new(common::SqlBackend::<sqlx::MySql>::new(pool)),
         }
     }
 }
@@ -304,7 +307,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> Result<u64, CartError>;
     /// One page of a user's carts (open ones only with `open_only`), newest first, with
     /// their line and unit counts: the carts after `after` (the `created_at` and id of the
-    /// last cart of the previous page), at most `limit`. See [`user_page_sql`].
+    /// last cart of the previous page), at most `limit`. See `sql::user_page_sql`.
     async fn user_carts_page(
         &self,
         user_id: &str,
@@ -321,11 +324,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Replaces the rules (type, value, minimum, maximum uses, active, validity window) of
     /// the discount with `d.code`, keeping its id and uses, in one statement. Refused when
     /// `d.max_uses` is below the uses it already has, or when the type or value would change
-    /// on a code that has been used ([`discount_in_use`]).
+    /// on a code that has been used (`sql::discount_in_use`).
     async fn update_discount(&self, d: &Discount) -> Result<DiscountChange, CartError>;
     /// Deletes the discount with this code, in one statement; open carts holding it are
     /// detached (`ON DELETE SET NULL`). Refused when the code has been used
-    /// ([`discount_in_use`]).
+    /// (`sql::discount_in_use`).
     async fn delete_discount(&self, code: &str) -> Result<DiscountChange, CartError>;
 }
 
@@ -397,185 +400,15 @@ impl CartFilter {
     }
 }
 
-/// A value bound into a dynamically built statement.
-pub(crate) enum Arg {
-    Int(i64),
-    Text(String),
-}
-
-/// What a cart listing needs from a backend's SQL dialect.
-pub(crate) struct ListDialect {
-    /// The n-th parameter: `?` or `$n`.
-    pub placeholder: fn(usize) -> String,
-    /// An open cart, e.g. `NOT c.checked_out`.
-    pub open: &'static str,
-    /// A checked-out cart.
-    pub closed: &'static str,
-    /// Σ quantity as a 64-bit integer.
-    pub units: &'static str,
-}
-
-/// The whole statement of a cart listing (carts with their line and unit counts, newest
-/// first, one page), and the values to bind in order.
-pub(crate) fn list_sql(filter: &CartFilter, dialect: &ListDialect) -> (String, Vec<Arg>) {
-    let (open, closed, placeholder) = (dialect.open, dialect.closed, dialect.placeholder);
-    let mut clauses = Vec::new();
-    let mut args = Vec::new();
-    match filter.checked_out {
-        Some(true) => clauses.push(closed.to_owned()),
-        Some(false) => clauses.push(open.to_owned()),
-        None => {}
-    }
-    if let Some(user) = &filter.user_id {
-        args.push(Arg::Text(user.clone()));
-        clauses.push(format!("c.user_id = {}", placeholder(args.len())));
-    }
-    if let Some(days) = filter.inactive_days {
-        args.push(Arg::Int(now_epoch() - i64::from(days) * 86_400));
-        clauses.push(format!("c.updated_at < {}", placeholder(args.len())));
-    }
-    let clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    args.push(Arg::Int(i64::from(filter.limit.clamp(1, 1000))));
-    let limit = placeholder(args.len());
-    args.push(Arg::Int(i64::from(filter.offset)));
-    let offset = placeholder(args.len());
-    let sql = format!(
-        "SELECT {CART_COLUMNS}, COUNT(i.id), {units} \
-         FROM cart_carts c LEFT JOIN cart_items i ON i.cart_id = c.id {clause} \
-         GROUP BY c.id, c.checked_out, c.user_id, c.created_at, c.updated_at \
-         ORDER BY c.created_at DESC, c.id DESC LIMIT {limit} OFFSET {offset}",
-        units = dialect.units
-    );
-    (sql, args)
-}
-
-pub(crate) fn decode_record<R: RowExt>(row: &R) -> Result<CartRecord, CartError> {
-    let mut record = decode_cart(row, 0)?.record();
-    record.line_count = row.int(5)?;
-    record.item_count = row.int(6)?;
-    Ok(record)
-}
-
-/// Column access that differs per backend (money is integer cents on SQLite, NUMERIC
-/// elsewhere); the decoding built on it is shared.
-pub(crate) trait RowExt {
-    fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
-    fn int_opt(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
-    fn flag(&self, i: usize) -> Result<bool, sqlx::Error>;
-    fn text(&self, i: usize) -> Result<String, sqlx::Error>;
-    fn text_opt(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
-    fn money(&self, i: usize) -> Result<Decimal, sqlx::Error>;
-    fn money_opt(&self, i: usize) -> Result<Option<Decimal>, sqlx::Error>;
-}
-
-/// The columns every cart query selects, in this order.
-pub(crate) const CART_COLUMNS: &str = "c.id, c.checked_out, c.user_id, c.created_at, c.updated_at";
-
-pub(crate) fn decode_cart<R: RowExt>(row: &R, at: usize) -> Result<Snapshot, CartError> {
-    Ok(Snapshot {
-        id: CartId::from_db(row.int(at)?),
-        checked_out: row.flag(at + 1)?,
-        user_id: row.text_opt(at + 2)?,
-        created_at: row.int(at + 3)?,
-        updated_at: row.int(at + 4)?,
-        discount: None,
-        lines: Vec::new(),
-    })
-}
-
-/// Decodes the ten discount columns starting at `at`; `None` if the discount id is NULL.
-pub(crate) fn decode_discount<R: RowExt>(
-    row: &R,
-    at: usize,
-) -> Result<Option<Discount>, CartError> {
-    let Some(id) = row.int_opt(at)? else {
-        return Ok(None);
-    };
-    Ok(Some(Discount {
-        id,
-        code: row.text(at + 1)?,
-        kind: DiscountKind::parse(&row.text(at + 2)?)?,
-        value: row.money(at + 3)?,
-        min_cart_value: row.money_opt(at + 4)?,
-        max_uses: row.int_opt(at + 5)?,
-        current_uses: row.int(at + 6)?,
-        active: row.flag(at + 7)?,
-        valid_from: row.int_opt(at + 8)?.map(from_epoch),
-        valid_until: row.int_opt(at + 9)?.map(from_epoch),
-    }))
-}
-
-/// Decodes a line from (kind, id, quantity, unit_price) at `at`; `None` if kind is NULL,
-/// and `None` (reported in the log) for a stored line whose product is not valid: one bad
-/// row must not make the whole cart unreadable.
-pub(crate) fn decode_line<R: RowExt>(row: &R, at: usize) -> Result<Option<Line>, CartError> {
-    let Some(kind) = row.text_opt(at)? else {
-        return Ok(None);
-    };
-    let Ok(product) = ProductRef::new(&kind, row.int(at + 1)?) else {
-        skipped_line(&kind);
-        return Ok(None);
-    };
-    Ok(Some(Line::new(
-        product,
-        row.int(at + 2)?,
-        row.money(at + 3)?,
-    )))
-}
-
-/// Folds the rows of the one-statement cart load (cart, discount, line columns).
-pub(crate) fn fold_snapshot<R: RowExt>(rows: &[R]) -> Result<Option<Snapshot>, CartError> {
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut snap = decode_cart(first, 0)?;
-    snap.discount = decode_discount(first, 5)?;
-    for row in rows {
-        if let Some(line) = decode_line(row, 15)? {
-            snap.lines.push(line);
-        }
-    }
-    Ok(Some(snap))
-}
-
-/// Reports a stored line that cannot be a cart line (its product kind is not valid): it is
-/// left out of the cart, and the schema refuses new ones.
-pub(crate) fn skipped_line(what: &str) {
-    let shown: String = what.chars().take(60).collect();
-    tracing::warn!(
-        line = ?shown,
-        "skipped a stored cart line whose product is not valid"
-    );
-}
-
 pub(crate) fn now_epoch() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The message the schema's triggers raise when a line of a checked-out cart is written.
-pub(crate) const CHECKED_OUT_MARKER: &str = "axum_cart: cart is checked out";
-
-pub(crate) fn is_checked_out_error(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.message().contains(CHECKED_OUT_MARKER))
-}
-
-pub(crate) fn is_fk_error(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
-}
-
-pub(crate) fn is_unique_error(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-pub(crate) fn is_check_error(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_check_violation()
-        || db.code().as_deref() == Some("4025") || db.code().as_deref() == Some("3819")
-        || db.message().contains("CONSTRAINT") && db.message().contains("failed"))
-}
+/// The SQLSTATE the schema's guard raises (PostgreSQL) or signals (MySQL) when a line of
+/// a checked-out cart is written (migration 9000000000000006). SQLite's triggers cannot
+/// choose a code: there it is the trigger's extended result code.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) const CHECKED_OUT_SQLSTATE: &str = "AXC01";
 
 pub(crate) fn used_up() -> CartError {
     CartError::InvalidDiscount(DiscountRefusal::UsedUp)
@@ -583,47 +416,6 @@ pub(crate) fn used_up() -> CartError {
 
 pub(crate) fn duplicate_code(code: &str) -> CartError {
     CartError::InvalidDiscount(DiscountRefusal::CodeTaken(code.to_owned()))
-}
-
-/// The statement of one page of a user's carts, in the order of [`list_sql`] (newest
-/// first: `created_at DESC, id DESC`), and the values to bind in order. Pages follow each
-/// other by the last row seen (keyset), not by offset, so a cart created or deleted while
-/// the pages are read never makes another one be skipped or listed twice.
-pub(crate) fn user_page_sql(
-    dialect: &ListDialect,
-    user_id: &str,
-    open_only: bool,
-    after: Option<(i64, CartId)>,
-    limit: i64,
-) -> (String, Vec<Arg>) {
-    let placeholder = dialect.placeholder;
-    let mut args = vec![Arg::Text(user_id.to_owned())];
-    let mut clauses = vec![format!("c.user_id = {}", placeholder(1))];
-    if open_only {
-        clauses.push(dialect.open.to_owned());
-    }
-    if let Some((created_at, id)) = after {
-        args.push(Arg::Int(created_at));
-        let before = placeholder(args.len());
-        args.push(Arg::Int(created_at));
-        let same = placeholder(args.len());
-        args.push(Arg::Int(id.get()));
-        let lower_id = placeholder(args.len());
-        clauses.push(format!(
-            "(c.created_at < {before} OR (c.created_at = {same} AND c.id < {lower_id}))"
-        ));
-    }
-    args.push(Arg::Int(limit.max(1)));
-    let limit = placeholder(args.len());
-    let sql = format!(
-        "SELECT {CART_COLUMNS}, COUNT(i.id), {units} \
-         FROM cart_carts c LEFT JOIN cart_items i ON i.cart_id = c.id WHERE {clause} \
-         GROUP BY c.id, c.checked_out, c.user_id, c.created_at, c.updated_at \
-         ORDER BY c.created_at DESC, c.id DESC LIMIT {limit}",
-        units = dialect.units,
-        clause = clauses.join(" AND "),
-    );
-    (sql, args)
 }
 
 /// How an admin change of a discount ([`Backend::update_discount`],
@@ -636,16 +428,4 @@ pub(crate) enum DiscountChange {
     NotFound,
     /// The code exists but the change was refused; nothing was written.
     Refused,
-}
-
-/// The SQL condition "this discount (the `cart_discounts` row of the statement) has been
-/// used": a checkout counted a use of it, or a checked-out cart holds it. `closed` is the
-/// backend's "checked-out cart" condition on `c`. The use count is a column of the row the
-/// statement writes, so a checkout committing concurrently is seen (it counts its use in
-/// the same transaction that checks the cart out).
-pub(crate) fn discount_in_use(closed: &str) -> String {
-    format!(
-        "(cart_discounts.current_uses > 0 OR EXISTS (SELECT 1 FROM cart_carts c \
-         WHERE c.discount_id = cart_discounts.id AND {closed}))"
-    )
 }

@@ -1,587 +1,88 @@
-//! PostgreSQL: all of the PostgreSQL SQL. Money is NUMERIC(18,2); writes lock rows with
-//! `SELECT … FOR UPDATE`, carts in id order, then the discount.
+//! PostgreSQL: what differs from the shared store. Money is NUMERIC(18,2); parameters are
+//! `$n`; writes lock rows with `SELECT … FOR UPDATE`, carts in id order, then the discount.
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArguments, PgQueryResult, PgRow};
+use sqlx::{Arguments, Postgres, Row};
 
-use super::{
-    decode_cart, decode_discount, decode_line, decode_record, duplicate_code, fold_snapshot,
-    is_checked_out_error, is_fk_error, is_unique_error, list_sql, migrator, now_epoch, used_up,
-    AddOutcome, Arg, Backend, CartFilter, CartRecord, ListDialect, Locked, Plan, RowExt, Snapshot,
-    Write, WriteOutcome, WriteRequest, CART_COLUMNS,
-};
-use crate::discount::Discount;
-use crate::error::CartError;
-use crate::types::{CartId, Line};
-
-fn ph(n: usize) -> String {
-    format!("${n}")
-}
-
-const LIST: ListDialect = ListDialect {
-    placeholder: ph,
-    open: "NOT c.checked_out",
-    closed: "c.checked_out",
-    units: "CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT)",
-};
-
-fn migrations() -> sqlx::migrate::Migrator {
-    migrator(sqlx::migrate!("migrations/postgres"))
-}
-
-pub(super) struct PgBackend {
-    pool: PgPool,
-}
-
-impl PgBackend {
-    pub(super) fn new(pool: PgPool) -> Self {
-        PgBackend { pool }
-    }
-}
-
-impl RowExt for PgRow {
-    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
-        self.try_get(i)
-    }
-    fn int_opt(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
-        self.try_get(i)
-    }
-    fn flag(&self, i: usize) -> Result<bool, sqlx::Error> {
-        self.try_get(i)
-    }
-    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
-        self.try_get(i)
-    }
-    fn text_opt(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(i)
-    }
-    fn money(&self, i: usize) -> Result<Decimal, sqlx::Error> {
-        self.try_get(i)
-    }
-    fn money_opt(&self, i: usize) -> Result<Option<Decimal>, sqlx::Error> {
-        self.try_get(i)
-    }
-}
-
-const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, \
-     d.id, d.code, d.discount_type, d.value, d.min_cart_value, d.max_uses, d.current_uses, \
-     d.active, d.valid_from, d.valid_until, \
-     i.product_kind, i.product_id, i.quantity, i.unit_price \
-     FROM cart_carts c \
-     LEFT JOIN cart_discounts d ON d.id = c.discount_id \
-     LEFT JOIN cart_items i ON i.cart_id = c.id \
-     WHERE c.id = $1 ORDER BY i.id";
-
-const DISCOUNT: &str = "SELECT d.id, d.code, d.discount_type, d.value, d.min_cart_value, \
-     d.max_uses, d.current_uses, d.active, d.valid_from, d.valid_until FROM cart_discounts d";
-
-const ADD: &str =
-    "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
-     VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (cart_id, product_kind, product_id) DO UPDATE \
-     SET quantity = cart_items.quantity + excluded.quantity, unit_price = excluded.unit_price \
-     WHERE cart_items.quantity + excluded.quantity <= $6 \
-     RETURNING quantity";
-
-async fn lock_cart(
-    conn: &mut PgConnection,
-    id: CartId,
-) -> Result<Option<(Snapshot, Option<i64>)>, CartError> {
-    let row = sqlx::query(&format!(
-        "SELECT {CART_COLUMNS}, c.discount_id FROM cart_carts c WHERE c.id = $1 FOR UPDATE"
-    ))
-    .bind(id.get())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let snap = decode_cart(&row, 0)?;
-    let discount_id = row.int_opt(5)?;
-    Ok(Some((snap, discount_id)))
-}
-
-async fn read_locked(
-    conn: &mut PgConnection,
-    id: CartId,
-    lock_discount: bool,
-) -> Result<Option<Snapshot>, CartError> {
-    let Some((mut snap, discount_id)) = lock_cart(conn, id).await? else {
-        return Ok(None);
-    };
-    if let Some(did) = discount_id {
-        let lock = if lock_discount { " FOR UPDATE" } else { "" };
-        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.id = $1{lock}"))
-            .bind(did)
-            .fetch_optional(&mut *conn)
-            .await?;
-        snap.discount = match row {
-            Some(r) => decode_discount(&r, 0)?,
-            None => None,
-        };
-    }
-    let rows = sqlx::query(
-        "SELECT product_kind, product_id, quantity, unit_price FROM cart_items WHERE cart_id = $1 ORDER BY id",
-    )
-    .bind(id.get())
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in &rows {
-        if let Some(line) = decode_line(r, 0)? {
-            snap.lines.push(line);
-        }
-    }
-    Ok(Some(snap))
-}
-
-async fn apply(conn: &mut PgConnection, write: &Write) -> Result<(), CartError> {
-    let now = now_epoch();
-    let result = match write {
-        Write::Upsert { cart, line } => sqlx::query(
-            "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (cart_id, product_kind, product_id) DO UPDATE \
-                 SET quantity = excluded.quantity, unit_price = excluded.unit_price",
-        )
-        .bind(cart.get())
-        .bind(line.product.kind())
-        .bind(line.product.id())
-        .bind(line.quantity)
-        .bind(line.unit_price)
-        .execute(&mut *conn)
-        .await,
-        Write::Delete { cart, product } => {
-            sqlx::query("DELETE FROM cart_items WHERE cart_id = $1 AND product_kind = $2 AND product_id = $3")
-                .bind(cart.get())
-                .bind(product.kind())
-                .bind(product.id())
-                .execute(&mut *conn)
-                .await
-        }
-        Write::Clear { cart } => {
-            sqlx::query("DELETE FROM cart_items WHERE cart_id = $1").bind(cart.get()).execute(&mut *conn).await
-        }
-        Write::SetDiscount { cart, discount } => {
-            sqlx::query("UPDATE cart_carts SET discount_id = $1, updated_at = $2 WHERE id = $3")
-                .bind(discount)
-                .bind(now)
-                .bind(cart.get())
-                .execute(&mut *conn)
-                .await
-        }
-        Write::SetUser { cart, user } => sqlx::query("UPDATE cart_carts SET user_id = $1, updated_at = $2 WHERE id = $3")
-            .bind(user)
-            .bind(now)
-            .bind(cart.get())
-            .execute(&mut *conn)
-            .await,
-        Write::UseDiscount { discount } => {
-            let done = sqlx::query(
-                "UPDATE cart_discounts SET current_uses = current_uses + 1 \
-                 WHERE id = $1 AND (max_uses IS NULL OR current_uses < max_uses)",
-            )
-            .bind(discount)
-            .execute(&mut *conn)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(used_up());
-            }
-            return Ok(());
-        }
-        Write::CheckOut { cart } => sqlx::query(
-            "UPDATE cart_carts SET checked_out = TRUE, checked_out_at = $1, updated_at = $2, session_key = NULL WHERE id = $3 AND NOT checked_out",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(cart.get())
-        .execute(&mut *conn)
-        .await,
-        Write::MergeAway { cart, into } => {
-            sqlx::query("INSERT INTO cart_merges (source_id, target_id, merged_at) VALUES ($1, $2, $3) ON CONFLICT (source_id) DO UPDATE SET target_id = excluded.target_id, merged_at = excluded.merged_at")
-                .bind(cart.get())
-                .bind(into.get())
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("DELETE FROM cart_carts WHERE id = $1").bind(cart.get()).execute(&mut *conn).await
-        }
-        Write::SetKey { cart, key } => {
-            set_key(&mut *conn, *cart, key).await?;
-            return Ok(());
-        }
-    };
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_checked_out_error(&e) => Err(CartError::CheckedOut),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Gives `cart` the session key `key`, taking it from any other cart first.
-async fn set_key(conn: &mut PgConnection, cart: CartId, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE cart_carts SET session_key = NULL WHERE session_key = $1 AND id <> $2")
-        .bind(key)
-        .bind(cart.get())
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE cart_carts SET session_key = $1 WHERE id = $2")
-        .bind(key)
-        .bind(cart.get())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-async fn touch(conn: &mut PgConnection, id: CartId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE cart_carts SET updated_at = $1 WHERE id = $2")
-        .bind(now_epoch())
-        .bind(id.get())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
+use super::common::SqlBackend;
+use super::driver::Dialect;
+use super::migrator;
+use super::sql::{Spelling, Upsert};
+use crate::CartError;
 
 #[async_trait]
-impl Backend for PgBackend {
-    fn name(&self) -> &'static str {
-        "postgres"
+impl Dialect for Postgres {
+    const BACKEND: &'static str = "postgres";
+    const SQL: Spelling = Spelling {
+        numbered: true,
+        true_: "TRUE",
+        false_: "FALSE",
+        units: "CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT)",
+        value: "value",
+        min_value: "min_cart_value",
+        price: "unit_price",
+        lock: " FOR UPDATE",
+        share_lock: "",
+        begin: None,
+        upsert: Upsert::OnConflict,
+        returning: true,
+        ordered_delete: false,
+        detach_discount: false,
+    };
+    /// The SQLSTATE the guard raises (migration 9000000000000006), its own class so no
+    /// other error is mistaken for it.
+    const CHECKED_OUT_CODE: &'static str = super::CHECKED_OUT_SQLSTATE;
+    type State = ();
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+    fn push_money(args: &mut PgArguments, v: Option<Decimal>) -> Result<(), BoxDynError> {
+        args.add(v)
+    }
+    fn money_opt(row: &PgRow, i: usize) -> Result<Option<Decimal>, sqlx::Error> {
+        row.try_get(i)
     }
 
-    async fn migrate(&self) -> Result<(), CartError> {
-        migrations().run(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError> {
-        let rows = sqlx::query(LOAD)
-            .bind(id.get())
-            .fetch_all(&self.pool)
-            .await?;
-        fold_snapshot(&rows)
-    }
-
-    async fn add(&self, cart_id: CartId, line: &Line, max: i64) -> Result<AddOutcome, CartError> {
-        let mut conn = self.pool.acquire().await?;
-        let result: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(ADD)
-            .bind(cart_id.get())
-            .bind(line.product.kind())
-            .bind(line.product.id())
-            .bind(line.quantity)
-            .bind(line.unit_price)
-            .bind(max)
-            .fetch_optional(&mut *conn)
-            .await;
-        match result {
-            Ok(Some(quantity)) => Ok(AddOutcome::Added { quantity }),
-            Ok(None) => Ok(AddOutcome::Exceeded),
-            Err(e) if is_checked_out_error(&e) => Ok(AddOutcome::CheckedOut),
-            Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError> {
-        // A key released between the failed insert and the look-up is simply tried again;
-        // after a few tries the cart is created without one (an insert with no key cannot
-        // conflict).
-        let mut key = key;
-        let mut tries = 0;
-        loop {
-            let now = now_epoch();
-            let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
-                "INSERT INTO cart_carts (session_key, created_at, updated_at) VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(key)
-            .bind(now)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await;
-            match inserted {
-                Ok(id) => return Ok((CartId::from_db(id), true)),
-                Err(e) if key.is_some() && is_unique_error(&e) => {
-                    let found: Option<i64> =
-                        sqlx::query_scalar("SELECT id FROM cart_carts WHERE session_key = $1")
-                            .bind(key)
-                            .fetch_optional(&self.pool)
-                            .await?;
-                    if let Some(id) = found {
-                        return Ok((CartId::from_db(id), false));
-                    }
-                    tries += 1;
-                    if tries >= 3 {
-                        key = None;
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    async fn delete_if_empty(&self, cart: CartId) -> Result<(), CartError> {
-        sqlx::query(
-            "DELETE FROM cart_carts WHERE id = $1 AND user_id IS NULL AND discount_id IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM cart_items WHERE cart_id = $1)",
-        )
-        .bind(cart.get())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn release_key(&self, key: &str) -> Result<(), CartError> {
-        sqlx::query("UPDATE cart_carts SET session_key = NULL WHERE session_key = $1")
-            .bind(key)
-            .execute(&self.pool)
+    async fn migrate(store: &SqlBackend<Postgres>) -> Result<(), CartError> {
+        migrator(sqlx::migrate!("migrations/postgres"))
+            .run(&store.pool)
             .await?;
         Ok(())
-    }
-
-    async fn set_key(&self, cart: CartId, key: &str) -> Result<(), CartError> {
-        let mut conn = self.pool.acquire().await?;
-        set_key(&mut conn, cart, key).await?;
-        Ok(())
-    }
-
-    async fn merged_into(&self, cart: CartId) -> Result<Option<CartId>, CartError> {
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT target_id FROM cart_merges WHERE source_id = $1")
-                .bind(cart.get())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(id.map(CartId::from_db))
-    }
-
-    async fn write(
-        &self,
-        request: WriteRequest<'_>,
-        plan: &mut Plan<'_>,
-    ) -> Result<WriteOutcome, CartError> {
-        let WriteRequest {
-            target,
-            others,
-            lock_discount,
-        } = request;
-        // Rows are locked in one order everywhere (the target, the others by id, then the
-        // discount) so concurrent writes queue instead of deadlocking.
-        let mut tx = self.pool.begin().await?;
-        let target_id = target;
-        let Some(target_snap) = read_locked(&mut tx, target_id, lock_discount).await? else {
-            return Ok(WriteOutcome::Gone(target_id));
-        };
-        let mut other_snaps = Vec::with_capacity(others.len());
-        for id in others {
-            match read_locked(&mut tx, *id, false).await? {
-                Some(s) => other_snaps.push(s),
-                None => return Ok(WriteOutcome::Gone(*id)),
-            }
-        }
-        let writes = plan(&Locked {
-            target: target_snap,
-            others: other_snaps,
-        })?;
-        if writes.is_empty() {
-            return Ok(WriteOutcome::Unchanged);
-        }
-        for w in &writes {
-            apply(&mut tx, w).await?;
-        }
-        if writes
-            .iter()
-            .all(|w| !matches!(w, Write::MergeAway { cart, .. } if *cart == target_id))
-        {
-            touch(&mut tx, target_id).await?;
-        }
-        tx.commit().await?;
-        Ok(WriteOutcome::Written)
-    }
-
-    async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError> {
-        let row = sqlx::query(&format!("{DISCOUNT} WHERE d.code = $1"))
-            .bind(code)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(r) => decode_discount(&r, 0),
-            None => Ok(None),
-        }
-    }
-
-    async fn create_discount(&self, d: &Discount) -> Result<Discount, CartError> {
-        let result: Result<i64, sqlx::Error> = sqlx::query_scalar(
-            "INSERT INTO cart_discounts (code, discount_type, value, min_cart_value, max_uses, \
-             current_uses, active, valid_from, valid_until, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(&d.code)
-        .bind(d.kind.as_str())
-        .bind(d.value)
-        .bind(d.min_cart_value)
-        .bind(d.max_uses)
-        .bind(d.active)
-        .bind(d.valid_from.map(|t| t.unix_timestamp()))
-        .bind(d.valid_until.map(|t| t.unix_timestamp()))
-        .bind(now_epoch())
-        .fetch_one(&self.pool)
-        .await;
-        match result {
-            Ok(id) => Ok(Discount { id, ..d.clone() }),
-            Err(e) if is_unique_error(&e) => Err(duplicate_code(&d.code)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn list_discounts(&self) -> Result<Vec<Discount>, CartError> {
-        let rows = sqlx::query(&format!("{DISCOUNT} ORDER BY d.code"))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .filter_map(|r| decode_discount(r, 0).transpose())
-            .collect()
-    }
-
-    async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError> {
-        let done = sqlx::query("UPDATE cart_discounts SET active = $1 WHERE code = $2")
-            .bind(active)
-            .bind(code)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn list_carts(&self, filter: &CartFilter) -> Result<Vec<CartRecord>, CartError> {
-        let (sql, args) = list_sql(filter, &LIST);
-        let mut query = sqlx::query(&sql);
-        for arg in args {
-            query = match arg {
-                Arg::Int(v) => query.bind(v),
-                Arg::Text(v) => query.bind(v),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(decode_record).collect()
-    }
-
-    async fn count_stale(&self, cutoff: i64, include_checked_out: bool) -> Result<u64, CartError> {
-        let scope = if include_checked_out {
-            ""
-        } else {
-            " AND NOT checked_out"
-        };
-        let sql = format!("SELECT COUNT(*) FROM cart_carts WHERE updated_at < $1{scope}");
-        let n: i64 = sqlx::query_scalar(&sql)
-            .bind(cutoff)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    async fn delete_stale(
-        &self,
-        cutoff: i64,
-        include_checked_out: bool,
-        limit: i64,
-    ) -> Result<u64, CartError> {
-        let scope = if include_checked_out {
-            ""
-        } else {
-            " AND NOT checked_out"
-        };
-        let sql = format!("DELETE FROM cart_carts WHERE id IN (SELECT id FROM cart_carts WHERE updated_at < $1{scope} ORDER BY id LIMIT $2)");
-        let done = sqlx::query(&sql)
-            .bind(cutoff)
-            .bind(limit)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn user_carts_page(
-        &self,
-        user_id: &str,
-        open_only: bool,
-        after: Option<(i64, CartId)>,
-        limit: i64,
-    ) -> Result<Vec<CartRecord>, CartError> {
-        let (sql, args) = super::user_page_sql(&LIST, user_id, open_only, after, limit);
-        let mut query = sqlx::query(&sql);
-        for arg in args {
-            query = match arg {
-                Arg::Int(v) => query.bind(v),
-                Arg::Text(v) => query.bind(v),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(decode_record).collect()
-    }
-
-    async fn delete_cart(&self, cart: CartId) -> Result<bool, CartError> {
-        let done = sqlx::query("DELETE FROM cart_carts WHERE id = $1")
-            .bind(cart.get())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn delete_user_carts(&self, user_id: &str, limit: i64) -> Result<u64, CartError> {
-        let done = sqlx::query(
-            "DELETE FROM cart_carts WHERE id IN \
-             (SELECT id FROM cart_carts WHERE user_id = $1 ORDER BY id LIMIT $2)",
-        )
-        .bind(user_id)
-        .bind(limit)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn update_discount(&self, d: &Discount) -> Result<super::DiscountChange, CartError> {
-        let in_use = super::discount_in_use("c.checked_out");
-        let sql = format!(
-            "UPDATE cart_discounts SET discount_type = $1, value = $2, min_cart_value = $3, \
-             max_uses = $4, active = $5, valid_from = $6, valid_until = $7 \
-             WHERE code = $8 AND ($4::BIGINT IS NULL OR current_uses <= $4::BIGINT) \
-             AND ((discount_type = $1 AND value = $2) OR NOT {in_use})"
-        );
-        let done = sqlx::query(&sql)
-            .bind(d.kind.as_str())
-            .bind(d.value)
-            .bind(d.min_cart_value)
-            .bind(d.max_uses)
-            .bind(d.active)
-            .bind(d.valid_from.map(|t| t.unix_timestamp()))
-            .bind(d.valid_until.map(|t| t.unix_timestamp()))
-            .bind(&d.code)
-            .execute(&self.pool)
-            .await?;
-        self.discount_change(done.rows_affected(), &d.code).await
-    }
-
-    async fn delete_discount(&self, code: &str) -> Result<super::DiscountChange, CartError> {
-        // One statement: the foreign key (`ON DELETE SET NULL`) detaches the open carts
-        // holding the code, and the use count it checks is the deleted row's own.
-        let in_use = super::discount_in_use("c.checked_out");
-        let done = sqlx::query(&format!(
-            "DELETE FROM cart_discounts WHERE code = $1 AND NOT {in_use}"
-        ))
-        .bind(code)
-        .execute(&self.pool)
-        .await?;
-        self.discount_change(done.rows_affected(), code).await
     }
 }
 
-impl PgBackend {
-    /// What a discount change that wrote `rows` rows means.
-    async fn discount_change(
-        &self,
-        rows: u64,
-        code: &str,
-    ) -> Result<super::DiscountChange, CartError> {
-        if rows > 0 {
-            return Ok(super::DiscountChange::Done);
-        }
-        Ok(match self.discount_by_code(code).await? {
-            Some(_) => super::DiscountChange::Refused,
-            None => super::DiscountChange::NotFound,
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::{list_sql, numbered, spelled, user_page_sql};
+    use crate::store::CartFilter;
+    use crate::CartId;
+
+    #[test]
+    fn statements_are_spelled_for_postgres() {
+        let filter = CartFilter::new()
+            .user("u")
+            .inactive_days(3)
+            .checked_out(true);
+        let (sql, args) = list_sql(&filter, &Postgres::SQL);
+        let sql = spelled(&Postgres::SQL, &sql);
+        assert!(sql.contains(
+            "WHERE c.checked_out = TRUE AND c.user_id = $1 AND c.updated_at < $2 GROUP BY"
+        ));
+        assert!(sql.ends_with("LIMIT $3 OFFSET $4") && !sql.contains('?'));
+        assert_eq!(args.len(), 4);
+        let (page, _) = user_page_sql(&Postgres::SQL, "u", true, Some((5, CartId::from_db(9))), 10);
+        assert!(numbered(&page).contains(
+            "c.user_id = $1 AND c.checked_out = FALSE AND (c.created_at < $2 OR (c.created_at = $3 AND c.id < $4))"
+        ));
+        assert_eq!(
+            numbered(&Postgres::SQL.limited_delete("updated_at < ?")),
+            "DELETE FROM cart_carts WHERE id IN \
+             (SELECT id FROM cart_carts WHERE updated_at < $1 ORDER BY id LIMIT $2)"
+        );
     }
 }

@@ -1,0 +1,212 @@
+//! The locked write's reads and writes, the joined cart load and the upsert add: written
+//! once for every backend over its [`Dialect`].
+
+use super::common::SqlBackend;
+use super::decode::{decode_cart, decode_discount, decode_line, fold_snapshot, RowExt};
+use super::driver::{is_checked_out_error, is_fk_error, Dialect, Stmt};
+use super::sql::CART_COLUMNS;
+use super::{now_epoch, used_up, AddOutcome, Snapshot, Write};
+use crate::{CartError, CartId, Line};
+
+/// The cart, its discount and its lines in one statement, one row per line.
+pub(crate) async fn joined_load<D: Dialect>(
+    store: &SqlBackend<D>,
+    id: CartId,
+) -> Result<Option<Snapshot>, CartError> {
+    let s = &D::SQL;
+    let sql = format!(
+        "SELECT {CART_COLUMNS}, d.id, d.code, d.discount_type, d.{}, d.{}, d.max_uses, \
+         d.current_uses, d.active, d.valid_from, d.valid_until, \
+         i.product_kind, i.product_id, i.quantity, i.{} \
+         FROM cart_carts c \
+         LEFT JOIN cart_discounts d ON d.id = c.discount_id \
+         LEFT JOIN cart_items i ON i.cart_id = c.id \
+         WHERE c.id = ? ORDER BY i.id",
+        s.value, s.min_value, s.price
+    );
+    let stmt = Stmt::<D>::new(sql).bind(id.get());
+    let rows = stmt.all(&mut *store.pool.acquire().await?).await?;
+    fold_snapshot(&rows)
+}
+
+/// Adds to a line with `ON CONFLICT … DO UPDATE … WHERE … RETURNING`: one statement,
+/// which returns no row when the maximum would be passed.
+pub(crate) async fn upsert_add<D: Dialect>(
+    store: &SqlBackend<D>,
+    cart: CartId,
+    line: &Line,
+    max: i64,
+) -> Result<AddOutcome, CartError> {
+    let price = D::SQL.price;
+    let sql = format!(
+        "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {price}) \
+         VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (cart_id, product_kind, product_id) DO UPDATE \
+         SET quantity = cart_items.quantity + excluded.quantity, {price} = excluded.{price} \
+         WHERE cart_items.quantity + excluded.quantity <= ? \
+         RETURNING quantity"
+    );
+    let mut conn = store.writer()?.acquire().await?;
+    let result = line_stmt::<D>(&sql, cart, line)
+        .bind(max)
+        .int(&mut conn)
+        .await;
+    if result.is_ok() {
+        D::after_write(store, &mut conn).await;
+    }
+    match result {
+        Ok(Some(quantity)) => Ok(AddOutcome::Added { quantity }),
+        Ok(None) => Ok(AddOutcome::Exceeded),
+        Err(e) if is_checked_out_error::<D>(&e) => Ok(AddOutcome::CheckedOut),
+        Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An insert of a line (cart, kind, id, quantity, price), with its values bound.
+pub(crate) fn line_stmt<'a, D: Dialect>(sql: &str, cart: CartId, line: &'a Line) -> Stmt<'a, D> {
+    Stmt::new(sql)
+        .bind(cart.get())
+        .bind(line.product.kind())
+        .bind(line.product.id())
+        .bind(line.quantity)
+        .bind(line.unit_price)
+}
+
+/// Reads one cart of a locked write, locking its row (and its discount's with
+/// `lock_discount`) where the backend locks rows.
+pub(crate) async fn read_locked<D: Dialect>(
+    conn: &mut D::Connection,
+    id: CartId,
+    lock_discount: bool,
+) -> Result<Option<Snapshot>, CartError> {
+    let s = &D::SQL;
+    let cart = format!(
+        "SELECT {CART_COLUMNS}, c.discount_id FROM cart_carts c WHERE c.id = ?{}",
+        s.lock
+    );
+    let Some(row) = Stmt::<D>::new(cart).bind(id.get()).one(conn).await? else {
+        return Ok(None);
+    };
+    let mut snap = decode_cart(&row, 0)?;
+    if let Some(discount) = row.int_opt(5)? {
+        let lock = if lock_discount { s.lock } else { "" };
+        let sql = format!("{} WHERE d.id = ?{lock}", s.discount_select());
+        snap.discount = match Stmt::<D>::new(sql).bind(discount).one(conn).await? {
+            Some(r) => decode_discount(&r, 0)?,
+            None => None,
+        };
+    }
+    let lines = format!(
+        "SELECT product_kind, product_id, quantity, {} FROM cart_items WHERE cart_id = ? \
+         ORDER BY id{}",
+        s.price, s.share_lock
+    );
+    for r in &Stmt::<D>::new(lines).bind(id.get()).all(conn).await? {
+        if let Some(line) = decode_line(r, 0)? {
+            snap.lines.push(line);
+        }
+    }
+    Ok(Some(snap))
+}
+
+/// Writes one change of a locked write.
+pub(crate) async fn apply<D: Dialect>(
+    conn: &mut D::Connection,
+    write: &Write,
+) -> Result<(), CartError> {
+    let s = &D::SQL;
+    let now = now_epoch();
+    let stmt = match write {
+        Write::Upsert { cart, line } => {
+            let sql = format!(
+                "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {}) \
+                 VALUES (?, ?, ?, ?, ?) {}",
+                s.price,
+                s.upsert("cart_id, product_kind, product_id", &["quantity", s.price])
+            );
+            line_stmt::<D>(&sql, *cart, line)
+        }
+        Write::Delete { cart, product } => Stmt::new(
+            "DELETE FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
+        )
+        .bind(cart.get())
+        .bind(product.kind())
+        .bind(product.id()),
+        Write::Clear { cart } => {
+            Stmt::new("DELETE FROM cart_items WHERE cart_id = ?").bind(cart.get())
+        }
+        Write::SetDiscount { cart, discount } => {
+            Stmt::new("UPDATE cart_carts SET discount_id = ?, updated_at = ? WHERE id = ?")
+                .bind(*discount)
+                .bind(now)
+                .bind(cart.get())
+        }
+        Write::SetUser { cart, user } => {
+            Stmt::new("UPDATE cart_carts SET user_id = ?, updated_at = ? WHERE id = ?")
+                .bind(user.as_deref())
+                .bind(now)
+                .bind(cart.get())
+        }
+        Write::UseDiscount { discount } => {
+            let done = Stmt::<D>::new(
+                "UPDATE cart_discounts SET current_uses = current_uses + 1 \
+                 WHERE id = ? AND (max_uses IS NULL OR current_uses < max_uses)",
+            )
+            .bind(*discount)
+            .affected(conn)
+            .await?;
+            return if done == 0 { Err(used_up()) } else { Ok(()) };
+        }
+        Write::CheckOut { cart } => Stmt::new(format!(
+            "UPDATE cart_carts SET checked_out = {}, checked_out_at = ?, updated_at = ?, \
+             session_key = NULL WHERE id = ? AND {}",
+            s.true_,
+            s.open("checked_out")
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(cart.get()),
+        Write::MergeAway { cart, into } => {
+            let sql = format!(
+                "INSERT INTO cart_merges (source_id, target_id, merged_at) VALUES (?, ?, ?) {}",
+                s.upsert("source_id", &["target_id", "merged_at"])
+            );
+            Stmt::<D>::new(sql)
+                .bind(cart.get())
+                .bind(into.get())
+                .bind(now)
+                .run(conn)
+                .await?;
+            Stmt::new("DELETE FROM cart_carts WHERE id = ?").bind(cart.get())
+        }
+        Write::SetKey { cart, key } => {
+            set_key::<D>(conn, *cart, key).await?;
+            return Ok(());
+        }
+    };
+    match stmt.run(conn).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_checked_out_error::<D>(&e) => Err(CartError::CheckedOut),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives `cart` the session key `key`, taking it from any other cart first.
+pub(crate) async fn set_key<D: Dialect>(
+    conn: &mut D::Connection,
+    cart: CartId,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    Stmt::<D>::new("UPDATE cart_carts SET session_key = NULL WHERE session_key = ? AND id <> ?")
+        .bind(key)
+        .bind(cart.get())
+        .run(conn)
+        .await?;
+    Stmt::<D>::new("UPDATE cart_carts SET session_key = ? WHERE id = ?")
+        .bind(key)
+        .bind(cart.get())
+        .run(conn)
+        .await?;
+    Ok(())
+}
