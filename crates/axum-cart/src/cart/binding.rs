@@ -110,22 +110,25 @@ impl Cart {
         Ok(())
     }
 
-    /// Runs a locked write: `plan` sees the freshly read, locked carts and says what to
-    /// write. Handles the binding (creating the row when needed, stale ids, checked-out
-    /// carts) and drops the cache afterwards. Returns the cart id when something was written.
-    pub(super) async fn locked<F>(
+    /// Runs a locked change: `plan` sees the freshly read, locked carts and decides what to
+    /// write and what the change reports. Handles the binding (creating the row when needed,
+    /// stale ids, checked-out carts), runs a deadlock victim again ([`CartError::retry_after`])
+    /// and drops the cache afterwards.
+    pub(super) async fn locked<T, F>(
         &mut self,
-        others: &[CartId],
-        lock_discount: bool,
+        lock: Lock<'_>,
         mut plan: F,
-    ) -> Result<Option<CartId>, CartError>
+    ) -> Result<Done<T>, CartError>
     where
-        F: FnMut(&Locked) -> Result<Vec<Write>, CartError> + Send,
+        F: FnMut(&Locked) -> Result<Decision<T>, CartError> + Send,
+        T: Send,
     {
         let binding = self.binding();
         if let Binding::Unverified(_) = binding {
             self.snapshot().await?;
         }
+        let others = lock.others;
+        let mut outcome: Option<T> = None;
         let mut transient = 0;
         let mut gone = 0;
         while gone < 2 {
@@ -133,32 +136,38 @@ impl Cart {
             let target = match binding {
                 Binding::None => {
                     // Ask the plan on an empty cart first: no row is created for nothing.
-                    let probe = Locked {
-                        target: (*empty_snapshot()).clone(),
-                        others: Vec::new(),
-                    };
-                    let others_known = others.is_empty();
-                    if others_known && plan(&probe)?.is_empty() {
-                        return Ok(None);
+                    if others.is_empty() {
+                        let probe = Locked {
+                            target: (*empty_snapshot()).clone(),
+                            others: Vec::new(),
+                        };
+                        let decision = plan(&probe)?;
+                        if decision.writes.is_empty() {
+                            return Ok(Done::nothing(Some(decision.outcome)));
+                        }
                     }
                     self.ensure_row().await?
                 }
                 Binding::Closed(_) => return Err(CartError::CheckedOut),
                 Binding::Unverified(id) | Binding::Open(id) => id,
             };
+            let request = WriteRequest {
+                target,
+                others,
+                lock_discount: lock.discount,
+            };
+            // The one place a plan's outcome is carried out of the backend's transaction.
+            let mut decide = |locked: &Locked| {
+                let decision = plan(locked)?;
+                outcome = Some(decision.outcome);
+                Ok(decision.writes)
+            };
             let result = self
                 .carts
                 .inner
                 .store
                 .backend
-                .write(
-                    WriteRequest {
-                        target,
-                        others,
-                        lock_discount,
-                    },
-                    &mut plan,
-                )
+                .write(request, &mut decide)
                 .await;
             match result {
                 // A deadlock or serialisation failure rolled everything back: run it again.
@@ -170,15 +179,18 @@ impl Cart {
                     self.carts.forget_cached(&[target]);
                     self.carts.forget_cached(others);
                     self.invalidate(Binding::Open(target));
-                    return Ok(Some(target));
+                    return Ok(Done {
+                        cart: Some(target),
+                        outcome,
+                    });
                 }
-                Ok(WriteOutcome::Unchanged) => return Ok(None),
+                Ok(WriteOutcome::Unchanged) => return Ok(Done::nothing(outcome)),
                 Ok(WriteOutcome::Gone(missing)) => {
                     self.carts.forget_cached(others);
                     self.carts.forget_cached(&[target]);
                     if missing != target {
                         // Another cart of the write (a merge source) is gone: nothing to do.
-                        return Ok(None);
+                        return Ok(Done::nothing(None));
                     }
                     self.rebind_after_gone(target).await?;
                     gone += 1;
@@ -191,6 +203,79 @@ impl Cart {
             }
         }
         Err(CartError::CheckedOut)
+    }
+}
+
+/// Which carts a change of the facade locks: its own, the sources of a merge, and the
+/// discount rows (a checkout counting a use).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lock<'a> {
+    others: &'a [CartId],
+    discount: bool,
+}
+
+impl Lock<'static> {
+    /// This cart only.
+    pub(super) const CART: Lock<'static> = Lock {
+        others: &[],
+        discount: false,
+    };
+    /// This cart and its discount.
+    pub(super) const CART_AND_DISCOUNT: Lock<'static> = Lock {
+        others: &[],
+        discount: true,
+    };
+}
+
+impl<'a> Lock<'a> {
+    /// This cart and the carts merged into it.
+    pub(super) fn merging(sources: &'a [CartId]) -> Lock<'a> {
+        Lock {
+            others: sources,
+            discount: false,
+        }
+    }
+}
+
+/// What a plan decided on the locked carts: the writes, and what the change reports to its
+/// caller (the line written, the events to send, …).
+pub(super) struct Decision<T> {
+    pub writes: Vec<Write>,
+    pub outcome: T,
+}
+
+impl<T> Decision<T> {
+    pub(super) fn new(writes: Vec<Write>, outcome: T) -> Decision<T> {
+        Decision { writes, outcome }
+    }
+}
+
+impl Decision<()> {
+    /// These writes, nothing to report.
+    pub(super) fn writes(writes: Vec<Write>) -> Decision<()> {
+        Decision::new(writes, ())
+    }
+
+    /// No change.
+    pub(super) fn nothing() -> Decision<()> {
+        Decision::new(Vec::new(), ())
+    }
+}
+
+/// How a locked change ended: the cart written (`None` when nothing was written), and the
+/// outcome of the plan whose decision stands (`None` when no plan ran to the end: a merge
+/// source that was gone).
+pub(super) struct Done<T> {
+    pub cart: Option<CartId>,
+    pub outcome: Option<T>,
+}
+
+impl<T> Done<T> {
+    fn nothing(outcome: Option<T>) -> Done<T> {
+        Done {
+            cart: None,
+            outcome,
+        }
     }
 }
 

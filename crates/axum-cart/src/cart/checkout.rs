@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
+use super::binding::{Decision, Lock};
 use super::{Binding, Cart};
 
 use crate::error::CartError;
@@ -30,6 +31,7 @@ impl Cart {
         // Calculators run outside the lock, on a fresh read.
         self.refresh().await?;
         let pre = self.snapshot().await?;
+        let pre_id = self.binding().id();
         match self.binding() {
             Binding::Closed(id) => return self.placed_order(id).await,
             Binding::None => {
@@ -42,30 +44,27 @@ impl Cart {
         }
         // A failing calculator refuses the checkout before anything is written.
         let totals = self.totals().await?;
-        let mut already = false;
-        let mut frozen: Option<Snapshot> = None;
-        let outcome = self
-            .locked(&[], true, |locked| {
+        // The outcome: the cart as this call checks it out, or `None` when it already was.
+        let done = self
+            .locked(Lock::CART_AND_DISCOUNT, |locked| {
                 let t = &locked.target;
-                already = t.checked_out;
-                frozen = None;
-                if already {
-                    return Ok(Vec::new());
+                if t.checked_out {
+                    return Ok(Decision::new(Vec::new(), None));
                 }
                 let mut writes = checkout_rules(t, min, OffsetDateTime::now_utc())?;
                 writes.push(Write::CheckOut { cart: t.id });
-                frozen = Some(t.clone());
-                Ok(writes)
+                Ok(Decision::new(writes, Some(t.clone())))
             })
             .await;
-        let outcome = match outcome {
-            Err(CartError::CheckedOut) => None,
-            other => other?,
+        let (written, frozen) = match done {
+            Err(CartError::CheckedOut) => (None, None),
+            Ok(done) => (done.cart, done.outcome.flatten()),
+            Err(e) => return Err(e),
         };
-        let Some(cart_id) = outcome.or(pre.id.get().ne(&0).then_some(pre.id)) else {
+        let Some(cart_id) = written.or(pre_id) else {
             return Err(CartError::EmptyCart);
         };
-        let placed_now = !already && outcome.is_some();
+        let placed_now = written.is_some() && frozen.is_some();
         let used_code = placed_now && frozen.as_ref().is_some_and(|f| f.discount.is_some());
         match frozen.filter(|_| placed_now) {
             Some(mut snap) => {

@@ -2,6 +2,7 @@
 
 use time::OffsetDateTime;
 
+use super::binding::{Decision, Lock};
 use super::{ensure_open, Cart};
 
 use crate::discount::{normalize_code, Discount};
@@ -30,17 +31,17 @@ impl Cart {
             .await?
             .ok_or_else(missing)?;
         let now = OffsetDateTime::now_utc();
-        self.locked(&[], false, |locked| {
+        self.locked(Lock::CART, |locked| {
             let t = &locked.target;
             ensure_open(t)?;
             if t.discount.is_some() {
                 return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));
             }
             discount.check(subtotal(&t.lines), now)?;
-            Ok(vec![Write::SetDiscount {
+            Ok(Decision::writes(vec![Write::SetDiscount {
                 cart: t.id,
                 discount: Some(discount.id),
-            }])
+            }]))
         })
         .await?;
         Ok(discount)
@@ -48,16 +49,16 @@ impl Cart {
 
     /// Removes the applied discount; nothing happens if there is none.
     pub async fn remove_discount(&mut self) -> Result<(), CartError> {
-        self.locked(&[], false, |locked| {
+        self.locked(Lock::CART, |locked| {
             let t = &locked.target;
             if t.discount.is_none() {
-                return Ok(Vec::new());
+                return Ok(Decision::nothing());
             }
             ensure_open(t)?;
-            Ok(vec![Write::SetDiscount {
+            Ok(Decision::writes(vec![Write::SetDiscount {
                 cart: t.id,
                 discount: None,
-            }])
+            }]))
         })
         .await?;
         Ok(())

@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::binding::valid_key;
+use super::binding::{valid_key, Decision, Lock};
 use super::write::after_writes;
 use super::{ensure_open, Binding, Cart};
 
@@ -19,16 +19,16 @@ impl Cart {
     pub async fn bind_to_user(&mut self, user_id: Option<&str>) -> Result<(), CartError> {
         user_id.map(crate::user::check_user_id).transpose()?;
         let user = user_id.map(str::to_owned);
-        self.locked(&[], false, |locked| {
+        self.locked(Lock::CART, |locked| {
             let t = &locked.target;
             ensure_open(t)?;
             if t.user_id == user {
-                return Ok(Vec::new());
+                return Ok(Decision::nothing());
             }
-            Ok(vec![Write::SetUser {
+            Ok(Decision::writes(vec![Write::SetUser {
                 cart: t.id,
                 user: user.clone(),
-            }])
+            }]))
         })
         .await?;
         Ok(())
@@ -100,18 +100,17 @@ impl Cart {
                 .collect();
             self.check_stock_of(&wanted, Some(&products)).await?;
         }
-        let mut report = MergeReport::default();
-        let mut events = Vec::new();
-        let id = self
-            .locked(&[src_id], false, |locked| {
+        let sources = [src_id];
+        let done = self
+            .locked(Lock::merging(&sources), |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
+                let mut report = MergeReport::default();
+                let mut events = Vec::new();
                 let Some(s) = locked.others.first() else {
-                    return Ok(Vec::new());
+                    return Ok(Decision::new(Vec::new(), (report, events)));
                 };
                 ensure_open(s)?;
-                report = MergeReport::default();
-                events.clear();
                 let mut writes = Vec::new();
                 for sl in &s.lines {
                     if unknown.contains(&sl.product) {
@@ -120,7 +119,9 @@ impl Cart {
                     let (quantity, unit_price, existed) = match t.line(&sl.product) {
                         Some(tl) => {
                             let (q, p) = match strategy {
-                                MergeStrategy::Add => (tl.quantity + sl.quantity, sl.unit_price),
+                                MergeStrategy::Add => {
+                                    (tl.quantity.saturating_add(sl.quantity), sl.unit_price)
+                                }
                                 MergeStrategy::Replace => (sl.quantity, sl.unit_price),
                                 MergeStrategy::KeepHigher if tl.quantity >= sl.quantity => {
                                     (tl.quantity, tl.unit_price)
@@ -173,9 +174,11 @@ impl Cart {
                         key: key.clone(),
                     });
                 }
-                Ok(writes)
+                Ok(Decision::new(writes, (report, events)))
             })
             .await?;
+        let (report, events) = done.outcome.unwrap_or_default();
+        let id = done.cart;
         if !report.unknown_products.is_empty() {
             tracing::warn!(
                 products = ?report.unknown_products,

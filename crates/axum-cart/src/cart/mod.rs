@@ -242,7 +242,7 @@ impl Cart {
             subtotal,
             discount: discount_amount(snap, subtotal),
             discount_code: snap.discount.as_ref().map(|d| d.code.clone()),
-            cart_id: CartId::new(snap.id.get()),
+            cart_id: self.binding().id(),
             user_id: snap.user_id.clone(),
         }
     }

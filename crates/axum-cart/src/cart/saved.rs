@@ -2,6 +2,7 @@
 
 use time::OffsetDateTime;
 
+use super::binding::{Decision, Lock};
 use super::write::{after_writes, check_price, set_events};
 use super::{ensure_open, Cart};
 
@@ -62,12 +63,11 @@ impl Cart {
             None => None,
         };
         let now = OffsetDateTime::now_utc();
-        let mut events = Vec::new();
-        let id = self
-            .locked(&[], false, |locked| {
+        let done = self
+            .locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
-                events = set_events(t, &lines);
+                let events = set_events(t, &lines);
                 let mut writes: Vec<Write> = lines
                     .iter()
                     .map(|l| Write::Upsert {
@@ -84,10 +84,10 @@ impl Cart {
                         });
                     }
                 }
-                Ok(writes)
+                Ok(Decision::new(writes, events))
             })
             .await?;
-        if id.is_some() {
+        if let (Some(_), Some(events)) = (done.cart, done.outcome) {
             self.carts.emit(events);
         }
         Ok(())

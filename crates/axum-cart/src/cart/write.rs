@@ -2,6 +2,7 @@
 
 use rust_decimal::Decimal;
 
+use super::binding::{Decision, Lock};
 use super::{ensure_open, exceeds, Binding, Cart};
 
 use crate::error::{CartError, WRITE_ATTEMPTS};
@@ -160,9 +161,8 @@ impl Cart {
         if options.check_inventory && quantity > 0 {
             self.check_stock(&pref, Some(product), quantity).await?;
         }
-        let mut result: Option<(Line, bool)> = None;
-        let id = self
-            .locked(&[], false, |locked| {
+        let done = self
+            .locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
                 let old = t
@@ -170,20 +170,24 @@ impl Cart {
                     .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
                 let line = Line::new(pref.clone(), quantity, unit_price.unwrap_or(old.unit_price));
                 if quantity == 0 {
-                    let old = old.clone();
-                    result = Some((old, true));
-                    Ok(vec![Write::Delete {
+                    let delete = Write::Delete {
                         cart: t.id,
                         product: pref.clone(),
-                    }])
+                    };
+                    Ok(Decision::new(vec![delete], (old.clone(), true)))
                 } else {
-                    result = Some((line.clone(), false));
-                    Ok(vec![Write::Upsert { cart: t.id, line }])
+                    let upsert = Write::Upsert {
+                        cart: t.id,
+                        line: line.clone(),
+                    };
+                    Ok(Decision::new(vec![upsert], (line, false)))
                 }
             })
             .await?;
-        let (line, deleted) = result.ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
-        if let Some(cart_id) = id {
+        let (line, deleted) = done
+            .outcome
+            .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+        if let Some(cart_id) = done.cart {
             self.carts.emit(vec![CartEvent::ItemUpdated {
                 cart_id,
                 line: line.clone(),
@@ -196,19 +200,21 @@ impl Cart {
     /// Removes a product's line.
     pub async fn remove(&mut self, product: &(impl Product + ?Sized)) -> Result<(), CartError> {
         let pref = product_ref(product)?;
-        let id = self
-            .locked(&[], false, |locked| {
+        let done = self
+            .locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
                 t.line(&pref)
                     .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
-                Ok(vec![Write::Delete {
+                Ok(Decision::writes(vec![Write::Delete {
                     cart: t.id,
                     product: pref.clone(),
-                }])
+                }]))
             })
             .await?;
-        let cart_id = id.ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+        let cart_id = done
+            .cart
+            .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
         self.carts.emit(vec![CartEvent::ItemRemoved {
             cart_id,
             product: pref,
@@ -218,17 +224,19 @@ impl Cart {
 
     /// Removes every line. The cart row, its discount and its user stay.
     pub async fn clear(&mut self) -> Result<(), CartError> {
-        let id = self
-            .locked(&[], false, |locked| {
+        self.snapshot().await?;
+        if self.binding().id().is_none() {
+            // No row: nothing to clear.
+            return Ok(());
+        }
+        let done = self
+            .locked(Lock::CART, |locked| {
                 let t = &locked.target;
-                if t.id.get() == 0 {
-                    return Ok(Vec::new());
-                }
                 ensure_open(t)?;
-                Ok(vec![Write::Clear { cart: t.id }])
+                Ok(Decision::writes(vec![Write::Clear { cart: t.id }]))
             })
             .await?;
-        if let Some(cart_id) = id {
+        if let Some(cart_id) = done.cart {
             self.carts.emit(vec![CartEvent::Cleared { cart_id }]);
         }
         Ok(())
@@ -251,22 +259,21 @@ impl Cart {
             .map(|l| (l.product.clone(), l.quantity))
             .collect();
         self.check_stock_of(&wanted, None).await?;
-        let mut events = Vec::new();
-        let id = self
-            .locked(&[], false, |locked| {
+        let done = self
+            .locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
-                events = set_events(t, &lines);
-                Ok(lines
+                let writes = lines
                     .iter()
                     .map(|l| Write::Upsert {
                         cart: t.id,
                         line: l.clone(),
                     })
-                    .collect())
+                    .collect();
+                Ok(Decision::new(writes, set_events(t, &lines)))
             })
             .await?;
-        if id.is_some() {
+        if let (Some(_), Some(events)) = (done.cart, done.outcome) {
             self.carts.emit(events);
         }
         Ok(lines)
