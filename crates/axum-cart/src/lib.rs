@@ -29,20 +29,15 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod admin;
 pub mod cart;
 pub mod config;
 pub mod discount;
 pub mod error;
 pub mod events;
-pub mod extract;
-pub mod filters;
+mod http;
 pub mod inventory;
-pub mod layer;
 mod money;
 pub mod product;
-pub mod router;
-mod same_site;
 pub mod serial;
 pub mod session;
 pub mod shipping;
@@ -50,7 +45,6 @@ pub mod store;
 pub mod tax;
 mod user;
 
-pub use admin::admin_router;
 pub use async_trait::async_trait;
 pub use cart::{
     AddOptions, Cart, CartId, CartView, Carts, Line, LoadedLine, MergeReport, MergeStrategy, Order,
@@ -60,13 +54,13 @@ pub use config::{CartConfig, CartsBuilder};
 pub use discount::{Discount, DiscountKind, NewDiscount};
 pub use error::{BoxError, CartError, DiscountRefusal};
 pub use events::CartEvent;
-pub use extract::CartRejection;
-pub use filters::CartBadge;
+pub use http::{
+    admin_router, cart_router, filters, http_status, CartBadge, CartDetails, CartItem, CartLayer,
+    CartRejection, CartRouter, CartService, ErrorResponse, Quantity, SameSiteLayer,
+    SameSiteService,
+};
 pub use inventory::{AlwaysInStock, InventoryChecker};
-pub use layer::{CartLayer, CartService};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
-pub use router::{cart_router, CartDetails, CartItem, CartRouter};
-pub use same_site::{SameSiteLayer, SameSiteService};
 pub use serial::CartPayload;
 pub use session::{
     MemorySession, SessionAdapter, SignedCookieConfig, SignedCookieSession, TowerSession,

@@ -23,10 +23,9 @@ use axum::extract::FromRequestParts;
 use axum::http::{request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::cart::Cart;
-use crate::error::CartError;
-use crate::filters::CartBadge;
-use crate::layer::CartContext;
+use crate::http::layer::CartContext;
+use crate::http::respond::Problem;
+use crate::{Cart, CartBadge, CartError};
 
 /// Why a [`Cart`] or [`CartBadge`] could not be extracted.
 #[derive(Debug)]
@@ -40,7 +39,7 @@ pub enum CartRejection {
 }
 
 /// The body of the 500 answered when the layer is missing.
-pub(crate) const MISSING_LAYER: &str = "Missing request extension: axum-cart's CartLayer is \
+const MISSING_LAYER: &str = "Missing request extension: axum-cart's CartLayer is \
      not installed. Add `.layer(CartLayer::new(carts))` to the router that serves this handler.";
 
 impl fmt::Display for CartRejection {
@@ -79,6 +78,24 @@ impl IntoResponse for CartRejection {
     }
 }
 
+/// The bundled routes answer a missing layer in the client's format, with its own code.
+impl From<CartRejection> for Problem {
+    fn from(rejection: CartRejection) -> Self {
+        match rejection {
+            CartRejection::MissingCartLayer => {
+                tracing::error!("{MISSING_LAYER}");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "missing_cart_layer",
+                    MISSING_LAYER,
+                )
+            }
+            CartRejection::Cart(e) => e.into(),
+        }
+    }
+}
+
+/// What the [`CartLayer`](crate::CartLayer) left in the request, or why it is missing.
 pub(crate) fn context(parts: &Parts) -> Result<CartContext, CartRejection> {
     parts
         .extensions

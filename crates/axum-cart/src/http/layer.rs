@@ -37,12 +37,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use axum::http::{header, request::Parts, Request, Response};
+use axum::http::{request::Parts, Request, Response};
 use tower::{Layer, Service};
 
-use crate::cart::{Cart, CartId, Carts};
-use crate::error::{BoxError, CartError, SessionSetupError, SessionTimeout};
-use crate::session::{SessionAdapter, SignedCookieConfig, SignedCookieSession, TowerSession};
+use crate::error::{SessionSetupError, SessionTimeout};
+use crate::{BoxError, Cart, CartError, CartId, Carts, SessionAdapter, TowerSession};
+#[cfg(feature = "signed-cookie")]
+use crate::{SignedCookieConfig, SignedCookieSession};
 
 type AdapterFactory =
     Arc<dyn Fn(&Parts) -> Result<Arc<dyn SessionAdapter>, BoxError> + Send + Sync + 'static>;
@@ -50,6 +51,7 @@ type AdapterFactory =
 #[derive(Clone)]
 enum Storage {
     TowerSessions,
+    #[cfg(feature = "signed-cookie")]
     SignedCookie(SignedCookieConfig),
     Custom(AdapterFactory),
 }
@@ -79,6 +81,7 @@ impl fmt::Debug for CartLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let storage = match &self.storage {
             Storage::TowerSessions => "tower-sessions",
+            #[cfg(feature = "signed-cookie")]
             Storage::SignedCookie(_) => "signed cookie",
             Storage::Custom(_) => "custom adapter",
         };
@@ -118,7 +121,8 @@ impl CartLayer {
 
     /// Keeps the cart id in a cookie signed with the app's key instead (see
     /// [`SignedCookieSession`]); no session layer is needed. The layer writes the
-    /// `Set-Cookie` itself.
+    /// `Set-Cookie` itself. (Cargo feature `signed-cookie`.)
+    #[cfg(feature = "signed-cookie")]
     pub fn with_signed_cookie(mut self, config: SignedCookieConfig) -> Self {
         self.storage = Storage::SignedCookie(config);
         self
@@ -202,6 +206,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
 
         let (mut parts, body) = req.into_parts();
+        #[cfg(feature = "signed-cookie")]
         let mut cookie_session = None;
         let adapter: Result<Arc<dyn SessionAdapter>, SessionError> = match &self.layer.storage {
             Storage::TowerSessions => match parts.extensions.get::<tower_sessions::Session>() {
@@ -213,6 +218,7 @@ where
                         .to_owned(),
                 )),
             },
+            #[cfg(feature = "signed-cookie")]
             Storage::SignedCookie(config) => {
                 let session = Arc::new(SignedCookieSession::from_headers(
                     &parts.headers,
@@ -241,10 +247,13 @@ where
         let req = Request::from_parts(parts, body);
 
         Box::pin(async move {
+            #[allow(unused_mut)]
             let mut res = inner.call(req).await?;
+            #[cfg(feature = "signed-cookie")]
             if let Some(session) = cookie_session {
                 for value in session.set_cookie_headers() {
-                    res.headers_mut().append(header::SET_COOKIE, value);
+                    res.headers_mut()
+                        .append(axum::http::header::SET_COOKIE, value);
                 }
             }
             Ok(res)
@@ -263,6 +272,11 @@ impl CartContext {
     /// The visitor's cart (no query: the row is read when first needed).
     pub(crate) async fn open(&self) -> Result<Cart, CartError> {
         self.carts.open(self.session.clone()).await
+    }
+
+    /// The cart page's path: the configured URL without its trailing slash.
+    pub(crate) fn page_url(&self) -> String {
+        crate::config::normal_cart_url(&self.carts.config().cart_url)
     }
 
     /// The cart id the session holds, read once per request.

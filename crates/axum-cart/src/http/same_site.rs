@@ -19,7 +19,10 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, Response, StatusCode, Uri};
+use axum::response::IntoResponse;
 use tower::{Layer, Service};
+
+use crate::http::respond::{Problem, Reply};
 
 /// A tower layer that answers 403 `cross_site_request` to a browser's request from another
 /// site that would change something (any method but GET, HEAD, OPTIONS and TRACE).
@@ -154,13 +157,14 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if self.policy.refuses(&req) {
-            let (parts, _) = req.into_parts();
-            let res = crate::router::refusal(
-                &parts,
+            let refusal = Problem::new(
                 StatusCode::FORBIDDEN,
                 "cross_site_request",
                 "Cross-site requests cannot change anything here.",
             );
+            let res = Reply::of(req.headers(), req.extensions())
+                .error(refusal)
+                .into_response();
             return Box::pin(async move { Ok(res) });
         }
         // The clone that was polled ready is the one that must be called.
