@@ -1,21 +1,4 @@
-//! Extractors: [`Cart`] (django-cart's `Cart(request)`) and [`CartBadge`] in any handler
-//! behind a [`CartLayer`](crate::CartLayer).
-//!
-//! ```
-//! use axum_cart::{Cart, CartBadge, CartError, ProductRef};
-//! use rust_decimal::Decimal;
-//!
-//! async fn add_coffee(mut cart: Cart) -> Result<String, CartError> {
-//!     // The first change creates the row and stores its id in the session or cookie.
-//!     cart.add(&ProductRef::new("coffee", 7)?, Decimal::new(1200, 2), 1).await?;
-//!     Ok(format!("{} in your cart", cart.count().await?))
-//! }
-//!
-//! async fn header(badge: CartBadge) -> String {
-//!     // No query and no row for a visitor without a cart.
-//!     format!("{} items, {}", badge.count, badge.summary())
-//! }
-//! ```
+//! The [`Cart`] and [`CartBadge`] extractors.
 
 use std::fmt;
 
@@ -28,6 +11,24 @@ use crate::http::respond::Problem;
 use crate::{Cart, CartBadge, CartError};
 
 /// Why a [`Cart`] or [`CartBadge`] could not be extracted.
+///
+/// Both extractors in handlers behind a [`CartLayer`](crate::CartLayer):
+///
+/// ```
+/// use axum_cart::{Cart, CartBadge, CartError, ProductRef};
+/// use rust_decimal::Decimal;
+///
+/// async fn add_coffee(mut cart: Cart) -> Result<String, CartError> {
+///     // The first change creates the row and stores its id in the session or cookie.
+///     cart.add(&ProductRef::new("coffee", 7)?, Decimal::new(1200, 2), 1).await?;
+///     Ok(format!("{} in your cart", cart.count().await?))
+/// }
+///
+/// async fn header(badge: CartBadge) -> String {
+///     // No query and no row for a visitor without a cart.
+///     format!("{} items, {}", badge.count, badge.summary())
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CartRejection {

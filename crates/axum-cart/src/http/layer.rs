@@ -1,34 +1,4 @@
 //! [`CartLayer`]: the tower layer that ties each request to its visitor's cart.
-//!
-//! The layer decides where the cart id lives (a `tower_sessions::Session` by default, a
-//! signed cookie, or any [`SessionAdapter`]) and puts what the [`Cart`] and [`CartBadge`]
-//! extractors need in the request extensions. The id itself is read at most once per
-//! request, and only when something asks for the cart: a request that never touches the
-//! cart costs nothing.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), axum_cart::CartError> {
-//! use axum::{routing::get, Router};
-//! use axum_cart::{cart_router, Cart, CartLayer, Carts};
-//! use tower_sessions::{MemoryStore, SessionManagerLayer};
-//!
-//! async fn count(cart: Cart) -> Result<String, axum_cart::CartError> {
-//!     Ok(cart.count().await?.to_string())
-//! }
-//!
-//! let carts = Carts::connect("sqlite::memory:").await?;
-//! carts.migrate().await?;
-//! let app: Router = Router::new()
-//!     .route("/count", get(count))
-//!     .merge(cart_router())
-//!     // Layers added last run first: the session must be outside the cart layer.
-//!     .layer(CartLayer::new(carts.clone()))
-//!     .layer(SessionManagerLayer::new(MemoryStore::default()));
-//! # Ok(()) }
-//! ```
-//!
-//! [`Cart`]: crate::Cart
-//! [`CartBadge`]: crate::CartBadge
 
 use std::fmt;
 use std::future::Future;
@@ -69,6 +39,30 @@ enum Storage {
 /// - [`with_signed_cookie`](Self::with_signed_cookie): kept in a signed cookie, for apps
 ///   with no server-side session.
 /// - [`with_adapter`](Self::with_adapter): kept wherever a custom [`SessionAdapter`] says.
+///
+/// The id is read at most once per request, and only when something asks for the cart: a
+/// request that never touches the cart costs nothing.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), axum_cart::CartError> {
+/// use axum::{routing::get, Router};
+/// use axum_cart::{cart_router, Cart, CartLayer, Carts};
+/// use tower_sessions::{MemoryStore, SessionManagerLayer};
+///
+/// async fn count(cart: Cart) -> Result<String, axum_cart::CartError> {
+///     Ok(cart.count().await?.to_string())
+/// }
+///
+/// let carts = Carts::connect("sqlite::memory:").await?;
+/// carts.migrate().await?;
+/// let app: Router = Router::new()
+///     .route("/count", get(count))
+///     .merge(cart_router())
+///     // Layers added last run first: the session must be outside the cart layer.
+///     .layer(CartLayer::new(carts.clone()))
+///     .layer(SessionManagerLayer::new(MemoryStore::default()));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 #[must_use]
 pub struct CartLayer {

@@ -1,17 +1,4 @@
-//! [`SameSiteLayer`]: refuses the state-changing requests a browser sends on behalf of
-//! another site (cross-site request forgery), for the cart routes, the admin pages and any
-//! route of the app.
-//!
-//! ```
-//! use axum::{routing::post, Router};
-//! use axum_cart::SameSiteLayer;
-//!
-//! let app: Router = Router::new()
-//!     .route("/checkout", post(|| async { "placed" }))
-//!     // Every POST, PUT, PATCH and DELETE below is refused with 403 when a browser says it
-//!     // comes from another site.
-//!     .layer(SameSiteLayer::new());
-//! ```
+//! [`SameSiteLayer`]: the cross-site request guard.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +29,19 @@ use crate::http::respond::{Problem, Reply};
 /// for JSON clients, a small HTML page otherwise. [`cart_router`](crate::cart_router) and
 /// [`admin_router`](crate::admin_router) install it themselves; put it on the app's own
 /// routes too (a checkout page, a login form).
+///
+/// On the app's own routes:
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use axum_cart::SameSiteLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/checkout", post(|| async { "placed" }))
+///     // Every POST, PUT, PATCH and DELETE below is refused with 403 when a browser says it
+///     // comes from another site.
+///     .layer(SameSiteLayer::new());
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct SameSiteLayer {

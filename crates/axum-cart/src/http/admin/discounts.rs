@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::forms::{local_input, parse_create, parse_edit, CreateForm, EditForm};
 use super::{encode, error_page, prefix, refused, render};
-use crate::{Carts, Discount};
+use crate::{CartError, Carts, Discount};
 
 /// A discount with the URL path of its page.
 struct DiscountRow {
@@ -97,6 +97,22 @@ async fn edit_page(
     render(status, &page)
 }
 
+/// A failed change of one code: refused (nothing changed), on the code's page with
+/// `status`; a server failure, as its error.
+async fn refused_on_page(
+    carts: &Carts,
+    base: &NestedPath,
+    code: &str,
+    err: CartError,
+    status: StatusCode,
+) -> Response {
+    if refused(&err) {
+        edit_page(carts, base, code, Some(err.to_string()), status).await
+    } else {
+        error_page(&err)
+    }
+}
+
 /// `GET /discounts`: every code, with a form to create one.
 pub(super) async fn list(State(carts): State<Carts>, base: NestedPath) -> Response {
     list_page(&carts, &base, None, StatusCode::OK).await
@@ -159,11 +175,7 @@ pub(super) async fn edit(
     match carts.update_discount(new).await {
         Ok(Some(d)) => Redirect::to(&discount_path(&prefix(&base), &d.code)).into_response(),
         Ok(None) => no_discount(),
-        Err(e) if refused(&e) => {
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            edit_page(&carts, &base, &code, Some(e.to_string()), status).await
-        }
-        Err(e) => error_page(&e),
+        Err(e) => refused_on_page(&carts, &base, &code, e, StatusCode::UNPROCESSABLE_ENTITY).await,
     }
 }
 
@@ -176,11 +188,7 @@ pub(super) async fn delete(
     match carts.delete_discount(&code).await {
         Ok(true) => to_list(&base),
         Ok(false) => no_discount(),
-        Err(e) if refused(&e) => {
-            let status = StatusCode::CONFLICT;
-            edit_page(&carts, &base, &code, Some(e.to_string()), status).await
-        }
-        Err(e) => error_page(&e),
+        Err(e) => refused_on_page(&carts, &base, &code, e, StatusCode::CONFLICT).await,
     }
 }
 

@@ -10,12 +10,8 @@ pub(super) struct CreateForm {
     code: String,
     kind: String,
     value: String,
-    #[serde(default)]
-    min_cart_value: String,
-    #[serde(default)]
-    max_uses: String,
-    #[serde(default)]
-    valid_until: String,
+    #[serde(flatten)]
+    rules: Rules,
 }
 
 /// The edit form: every rule of a discount (the code is in the URL).
@@ -23,13 +19,20 @@ pub(super) struct CreateForm {
 pub(super) struct EditForm {
     kind: String,
     value: String,
+    active: String,
+    #[serde(default)]
+    valid_from: String,
+    #[serde(flatten)]
+    rules: Rules,
+}
+
+/// The optional rules both forms have.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Rules {
     #[serde(default)]
     min_cart_value: String,
     #[serde(default)]
     max_uses: String,
-    active: String,
-    #[serde(default)]
-    valid_from: String,
     #[serde(default)]
     valid_until: String,
 }
@@ -38,7 +41,7 @@ pub(super) struct EditForm {
 pub(super) fn parse_create(form: &CreateForm) -> Result<NewDiscount, String> {
     let kind = parse_kind(&form.kind)?;
     let new = NewDiscount::new(form.code.clone(), kind, parse_money("Value", &form.value)?);
-    parse_rules(new, &form.min_cart_value, &form.max_uses, &form.valid_until)
+    parse_rules(new, &form.rules)
 }
 
 /// The discount `code` as the edit form defines it, or the message refusing it.
@@ -53,7 +56,7 @@ pub(super) fn parse_edit(code: &str, form: &EditForm) -> Result<NewDiscount, Str
     if let Some(from) = parse_instant("Valid from", &form.valid_from, false)? {
         new = new.valid_from(from);
     }
-    parse_rules(new, &form.min_cart_value, &form.max_uses, &form.valid_until)
+    parse_rules(new, &form.rules)
 }
 
 /// A time as the `datetime-local` inputs show it (UTC, to the second).
@@ -108,23 +111,18 @@ fn parse_instant(
 }
 
 /// The optional rules both forms share.
-fn parse_rules(
-    mut new: NewDiscount,
-    min_cart_value: &str,
-    max_uses: &str,
-    valid_until: &str,
-) -> Result<NewDiscount, String> {
-    if !min_cart_value.trim().is_empty() {
-        new = new.min_cart_value(parse_money("Min cart value", min_cart_value)?);
+fn parse_rules(mut new: NewDiscount, rules: &Rules) -> Result<NewDiscount, String> {
+    if !rules.min_cart_value.trim().is_empty() {
+        new = new.min_cart_value(parse_money("Min cart value", &rules.min_cart_value)?);
     }
-    let max_uses = max_uses.trim();
+    let max_uses = rules.max_uses.trim();
     if !max_uses.is_empty() {
         let uses = max_uses
             .parse::<i64>()
             .map_err(|_| format!("Max uses must be a whole number, got {max_uses:?}."))?;
         new = new.max_uses(uses);
     }
-    if let Some(until) = parse_instant("Valid until", valid_until, true)? {
+    if let Some(until) = parse_instant("Valid until", &rules.valid_until, true)? {
         new = new.valid_until(until);
     }
     Ok(new)
@@ -164,8 +162,10 @@ mod tests {
         assert_eq!(parse_kind("fixed"), Ok(DiscountKind::Fixed));
         assert!(parse_kind("Percent").is_err());
         let new = NewDiscount::new("X", DiscountKind::Fixed, Decimal::ONE);
-        assert!(parse_rules(new, "", "1.5", "")
-            .unwrap_err()
-            .contains("Max uses"));
+        let rules = Rules {
+            max_uses: "1.5".into(),
+            ..Rules::default()
+        };
+        assert!(parse_rules(new, &rules).unwrap_err().contains("Max uses"));
     }
 }

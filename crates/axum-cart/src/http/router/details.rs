@@ -68,8 +68,8 @@ pub struct CartDetails {
 
 impl CartDetails {
     /// Reads a cart's figures and lines (with product names from the catalogue): what an
-    /// app's own cart page shows. One query for the figures and lines, plus the catalogue's
-    /// lookup of the names.
+    /// app's own cart page shows. The figures and lines come from one statement (the
+    /// bundled page's whole budget), the names from one catalogue lookup.
     ///
     /// ```
     /// use askama::Template;
