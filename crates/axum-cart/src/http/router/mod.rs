@@ -1,26 +1,4 @@
-//! [`cart_router`]: the cart page and its actions, ready to mount.
-//!
-//! | Route | What it does |
-//! |---|---|
-//! | `GET /cart` | the cart page (HTML, or the cart as JSON) |
-//! | `POST /cart/add/{kind}/{id}` | adds `quantity` (default 1) at the catalogue price |
-//! | `POST /cart/update/{kind}/{id}` | sets the quantity (0 removes) |
-//! | `POST /cart/remove/{kind}/{id}` | removes the line |
-//! | `POST /cart/clear` | removes every line |
-//! | `POST /cart/discount` | applies the discount `code` |
-//! | `POST /cart/discount/remove` | removes the discount |
-//! | `POST /cart/checkout` | checks out and calls the app's checkout hook |
-//! | `GET /cart/shipping-options` | the shipping choices |
-//!
-//! HTML requests are answered with `303 See Other` back to the cart page, JSON requests
-//! (`Accept: application/json`) with the cart as JSON. Errors are an
-//! [`ErrorResponse`](crate::ErrorResponse): a JSON `{"error": …, "code": …}` or a small HTML
-//! page, with the status of [`http_status`](crate::http_status). The full contract is in
-//! `docs/HTTP.md`.
-//!
-//! The routes need a [`CartLayer`](crate::CartLayer) and a catalogue
-//! ([`CartsBuilder::catalog`](crate::CartsBuilder::catalog)): prices always come from the
-//! catalogue, never from the client.
+//! The cart routes: [`cart_router`] and [`CartRouter`], one handler per route.
 
 use std::fmt;
 use std::future::Future;
@@ -51,6 +29,28 @@ type CheckoutHook =
 type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + Sync>;
 
 /// The cart routes with their default settings: `Router::new().merge(cart_router())`.
+///
+/// | Route | What it does |
+/// |---|---|
+/// | `GET /cart` | the cart page (HTML, or the cart as JSON) |
+/// | `POST /cart/add/{kind}/{id}` | adds `quantity` (default 1) at the catalogue price |
+/// | `POST /cart/update/{kind}/{id}` | sets the quantity (0 removes) |
+/// | `POST /cart/remove/{kind}/{id}` | removes the line |
+/// | `POST /cart/clear` | removes every line |
+/// | `POST /cart/discount` | applies the discount `code` |
+/// | `POST /cart/discount/remove` | removes the discount |
+/// | `POST /cart/checkout` | checks out and calls the app's checkout hook |
+/// | `GET /cart/shipping-options` | the shipping choices |
+///
+/// HTML requests are answered with `303 See Other` back to the cart page, JSON requests
+/// (`Accept: application/json`) with the cart as JSON. Errors are an
+/// [`ErrorResponse`](crate::ErrorResponse): a JSON `{"error": …, "code": …}` or a small HTML
+/// page, with the status of [`http_status`](crate::http_status). The full contract is in
+/// `docs/HTTP.md`.
+///
+/// The routes need a [`CartLayer`](crate::CartLayer) and a catalogue
+/// ([`CartsBuilder::catalog`](crate::CartsBuilder::catalog)): prices always come from the
+/// catalogue, never from the client.
 ///
 /// See [`CartRouter`] to add a checkout hook or replace the page template.
 pub fn cart_router<S>() -> Router<S>
@@ -157,8 +157,8 @@ impl CartRouter {
         self
     }
 
-    /// The largest request body read (default [`DEFAULT_BODY_LIMIT`](Self::DEFAULT_BODY_LIMIT)); larger
-    /// ones get 413. It is the routes' [`DefaultBodyLimit`].
+    /// The largest request body read, the routes' [`DefaultBodyLimit`] (default
+    /// [`DEFAULT_BODY_LIMIT`](Self::DEFAULT_BODY_LIMIT)); larger ones get 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
