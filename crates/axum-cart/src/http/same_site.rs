@@ -239,4 +239,37 @@ mod tests {
             "no host to compare"
         );
     }
+
+    #[tokio::test]
+    async fn a_refusal_is_the_carts_error_answer_in_the_clients_format() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/buy", axum::routing::post(|| async { "bought" }))
+            .layer(SameSiteLayer::new());
+        let call = |method: Method, accept: &'static str| {
+            let req = Request::builder()
+                .method(method)
+                .uri("/buy")
+                .header("sec-fetch-site", "cross-site")
+                .header("accept", accept)
+                .body(Body::empty())
+                .unwrap();
+            app.clone().oneshot(req)
+        };
+        let json = call(Method::POST, "application/json").await.unwrap();
+        assert_eq!(json.status(), StatusCode::FORBIDDEN);
+        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+        let html = call(Method::POST, "text/html").await.unwrap();
+        assert_eq!(html.status(), StatusCode::FORBIDDEN);
+        assert!(html.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let read = call(Method::GET, "text/html").await.unwrap();
+        assert_eq!(
+            read.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a GET passes the guard"
+        );
+    }
 }
