@@ -11,7 +11,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// Messages say what was wrong and with which value; the ones the original django-cart
 /// pins down (for example `"Quantity must be at least 1."`) are kept word for word.
-/// Over HTTP, [`CartError::status`] gives the status code the bundled router answers with.
+/// Over HTTP, [`http_status`](crate::http_status) gives the status code the bundled router
+/// answers with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CartError {
@@ -121,43 +122,19 @@ impl From<sqlx::Error> for CartError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 CartError::Unavailable(err)
             }
+            // The server refused a new connection: too many connections (MySQL 1040,
+            // SQLSTATE 08004; PostgreSQL 53300).
+            sqlx::Error::Database(ref db)
+                if matches!(db.code().as_deref(), Some("08004" | "53300")) =>
+            {
+                CartError::Unavailable(err)
+            }
             other => CartError::Database(other),
         }
     }
 }
 
 impl CartError {
-    #[cfg(feature = "http")]
-    /// The HTTP status the bundled router answers this error with.
-    ///
-    /// 400 for malformed input, 404 for an unknown product or line, 409 for a conflict with
-    /// the cart's state (stock, checked out), 422 for a refused discount or checkout,
-    /// 503 when the database is unavailable, 500 otherwise.
-    pub fn status(&self) -> axum::http::StatusCode {
-        use axum::http::StatusCode;
-        match self {
-            CartError::InvalidQuantity(_)
-            | CartError::InvalidPrice(_)
-            | CartError::InvalidProduct(_)
-            | CartError::PriceMismatch { .. }
-            | CartError::InvalidPayload(_)
-            | CartError::MergeIntoSelf => StatusCode::BAD_REQUEST,
-            CartError::ItemDoesNotExist(_) | CartError::ProductNotFound(_) => StatusCode::NOT_FOUND,
-            CartError::InsufficientStock { .. } | CartError::CheckedOut => StatusCode::CONFLICT,
-            CartError::InvalidDiscount(_)
-            | CartError::MinimumOrderNotMet { .. }
-            | CartError::EmptyCart => StatusCode::UNPROCESSABLE_ENTITY,
-            CartError::Unavailable(_)
-            | CartError::SessionUnavailable(_)
-            | CartError::Contention { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            CartError::Session(_)
-            | CartError::Plugin { .. }
-            | CartError::Database(_)
-            | CartError::UnsupportedDatabase(_)
-            | CartError::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// A stable snake_case name of the variant, used as `"code"` in JSON error bodies.
     pub fn code(&self) -> &'static str {
         match self {
@@ -227,6 +204,23 @@ impl CartError {
 /// How many times a write runs in all when the database reports a deadlock or
 /// serialisation failure.
 pub(crate) const WRITE_ATTEMPTS: u32 = 4;
+
+/// Runs `op` under the one retry policy of the writes ([`CartError::retry_after`]): a
+/// deadlock or serialisation failure runs it again, up to [`WRITE_ATTEMPTS`] times in all.
+pub(crate) async fn retrying<T, F, Fut>(mut op: F) -> Result<T, CartError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CartError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match op().await {
+            Err(e) if e.is_transient() => e.retry_after(attempt)?,
+            other => return other,
+        }
+    }
+}
 
 fn is_transient(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db)

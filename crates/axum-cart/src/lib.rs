@@ -20,19 +20,7 @@ mod types;
 mod user;
 
 #[cfg(feature = "http")]
-mod admin;
-#[cfg(feature = "http")]
-mod extract;
-/// The askama filters of the bundled templates, for an app's own templates: askama looks
-/// filters up in a module named `filters` (see [`filters`]'s own docs).
-#[cfg(feature = "http")]
-pub mod filters;
-#[cfg(feature = "http")]
-mod layer;
-#[cfg(feature = "http")]
-mod router;
-#[cfg(feature = "http")]
-mod same_site;
+mod http;
 
 pub use async_trait::async_trait;
 pub use cart::Cart;
@@ -41,6 +29,12 @@ pub use config::CartConfig;
 pub use discount::{Discount, DiscountKind, NewDiscount};
 pub use error::{BoxError, CartError, DiscountRefusal};
 pub use events::CartEvent;
+#[cfg(feature = "http")]
+pub use http::{
+    admin_router, cart_router, filters, http_status, CartBadge, CartDetails, CartItem, CartLayer,
+    CartRejection, CartRouter, CartService, ErrorResponse, Quantity, SameSiteLayer,
+    SameSiteService,
+};
 pub use inventory::{AlwaysInStock, InventoryChecker};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
 pub use serial::CartPayload;
@@ -53,18 +47,6 @@ pub use types::{
     BATCH_LIMIT, QUANTITY_LIMIT,
 };
 
-#[cfg(feature = "http")]
-pub use admin::admin_router;
-#[cfg(feature = "http")]
-pub use extract::CartRejection;
-#[cfg(feature = "http")]
-pub use filters::CartBadge;
-#[cfg(feature = "http")]
-pub use layer::{CartLayer, CartService};
-#[cfg(feature = "http")]
-pub use router::{cart_router, CartDetails, CartItem, CartRouter};
-#[cfg(feature = "http")]
-pub use same_site::{SameSiteLayer, SameSiteService};
 #[cfg(feature = "http")]
 pub use session::TowerSession;
 #[cfg(feature = "signed-cookie")]

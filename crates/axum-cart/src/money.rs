@@ -196,6 +196,7 @@ mod tests {
         assert_eq!(from_cents(0).to_string(), "0.00");
     }
 
+    #[cfg(feature = "http")]
     #[test]
     fn format_uses_symbol_and_two_places() {
         assert_eq!(format("$", d("19.98")), "$19.98");

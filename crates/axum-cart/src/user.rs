@@ -50,13 +50,10 @@ mod tests {
             check_user_id("bob\n").unwrap_err().to_string(),
             "User id cannot contain control characters, got U+000A."
         );
-        assert_eq!(
-            check_user_id("a").err().map(|e| e.status()),
-            None::<axum::http::StatusCode>
-        );
-        assert_eq!(
-            check_user_id("").unwrap_err().status(),
-            axum::http::StatusCode::BAD_REQUEST
-        );
+        assert!(check_user_id("a").is_ok());
+        assert!(matches!(
+            check_user_id("").unwrap_err(),
+            CartError::InvalidPayload(_)
+        ));
     }
 }

@@ -727,7 +727,7 @@ async fn checked_out_cart_refuses_every_change(h: Harness) {
         Err(CartError::CheckedOut)
     ));
     assert_eq!(
-        CartError::CheckedOut.status(),
+        axum_cart::http_status(&CartError::CheckedOut),
         axum::http::StatusCode::CONFLICT
     );
     let fresh = carts.cart(id);

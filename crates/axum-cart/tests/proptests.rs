@@ -585,7 +585,7 @@ fn restoring_a_parsed_payload_is_all_or_nothing() {
                     Err(e) => {
                         refused.fetch_add(1, Ordering::SeqCst);
                         prop_assert!(
-                            e.status().is_client_error(),
+                            axum_cart::http_status(&e).is_client_error(),
                             "a refused payload is the client's fault: {e}"
                         );
                         prop_assert_eq!(db.rows().await, before, "no partial write: {}", e);

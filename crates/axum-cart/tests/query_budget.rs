@@ -146,7 +146,9 @@ async fn budgets(h: Harness) {
 }
 
 /// One backend's budgets: the statement counter is global, so the backends run one at a time.
-fn run(backend: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Harness>>>>) {
+type Open = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Harness>>>>;
+
+fn run(backend: Open) {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     static INSTALL: std::sync::Once = std::sync::Once::new();
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -766,7 +766,7 @@ async fn checkout(State(shop): State<Shop>, auth: AuthSession, mut cart: Cart) -
                     user,
                     message: e.to_string(),
                 },
-                e.status(),
+                axum_cart::http_status(&e),
             )
         }
     }

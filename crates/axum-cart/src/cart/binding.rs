@@ -2,7 +2,7 @@
 
 use super::{empty_snapshot, Binding, Cart};
 
-use crate::error::CartError;
+use crate::error::{retrying, CartError};
 use crate::session::random_key;
 use crate::store::{Locked, Write, WriteOutcome, WriteRequest};
 use crate::types::CartId;
@@ -19,9 +19,8 @@ impl Cart {
         }
         let key = self.binding_key();
         let backend = &self.carts.inner.store.backend;
-        let (id, created) = backend
-            .create_cart(key.as_ref().map(|(k, _)| k.as_str()))
-            .await?;
+        let key_text = key.as_ref().map(|(k, _)| k.as_str());
+        let (id, created) = retrying(|| backend.create_cart(key_text)).await?;
         if let Err(e) = self.remember_new(id).await {
             if created {
                 if let Err(undo) = backend.delete_if_empty(id).await {
@@ -35,7 +34,7 @@ impl Cart {
         // session's later requests (even one whose session a login cycled away) find it.
         if let (Some((_, false)), Some(session)) = (&key, &self.session) {
             if let Some(identity) = session.identity().filter(|k| valid_key(k)) {
-                backend.set_key(id, &identity).await?;
+                retrying(|| backend.set_key(id, &identity)).await?;
             }
         }
         self.invalidate(Binding::Open(id));
@@ -67,7 +66,8 @@ impl Cart {
     pub(super) async fn release_binding(&self) -> Result<(), CartError> {
         let key = self.session.as_ref().and_then(|s| s.identity());
         if let Some(key) = key.filter(|k| valid_key(k)) {
-            self.carts.inner.store.backend.release_key(&key).await?;
+            let backend = &self.carts.inner.store.backend;
+            retrying(|| backend.release_key(&key)).await?;
         }
         Ok(())
     }
@@ -81,7 +81,7 @@ impl Cart {
         let backend = &self.carts.inner.store.backend;
         let mut next = gone;
         for _ in 0..8 {
-            match backend.merged_into(next).await? {
+            match retrying(|| backend.merged_into(next)).await? {
                 Some(target) if target != next => next = target,
                 _ => break,
             }

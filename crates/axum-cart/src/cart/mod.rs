@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 
 use crate::carts::Carts;
 use crate::config::CartConfig;
-use crate::error::CartError;
+use crate::error::{retrying, CartError};
 use crate::session::SessionAdapter;
 use crate::store::Snapshot;
 use crate::types::{subtotal, CartId, CartView};
@@ -178,7 +178,8 @@ impl Cart {
                     // raced the login): follow the merge to the user's cart.
                     if let (Binding::Unverified(_), true) = (binding, hops < 4) {
                         hops += 1;
-                        match self.carts.inner.store.backend.merged_into(id).await? {
+                        let backend = &self.carts.inner.store.backend;
+                        match retrying(|| backend.merged_into(id)).await? {
                             Some(target) if target != id => {
                                 binding = Binding::Unverified(target);
                                 continue;

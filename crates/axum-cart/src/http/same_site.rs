@@ -1,17 +1,4 @@
-//! [`SameSiteLayer`]: refuses the state-changing requests a browser sends on behalf of
-//! another site (cross-site request forgery), for the cart routes, the admin pages and any
-//! route of the app.
-//!
-//! ```
-//! use axum::{routing::post, Router};
-//! use axum_cart::SameSiteLayer;
-//!
-//! let app: Router = Router::new()
-//!     .route("/checkout", post(|| async { "placed" }))
-//!     // Every POST, PUT, PATCH and DELETE below is refused with 403 when a browser says it
-//!     // comes from another site.
-//!     .layer(SameSiteLayer::new());
-//! ```
+//! [`SameSiteLayer`]: the cross-site request guard.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +6,10 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, Response, StatusCode, Uri};
+use axum::response::IntoResponse;
 use tower::{Layer, Service};
+
+use crate::http::respond::{Problem, Reply};
 
 /// A tower layer that answers 403 `cross_site_request` to a browser's request from another
 /// site that would change something (any method but GET, HEAD, OPTIONS and TRACE).
@@ -39,6 +29,19 @@ use tower::{Layer, Service};
 /// for JSON clients, a small HTML page otherwise. [`cart_router`](crate::cart_router) and
 /// [`admin_router`](crate::admin_router) install it themselves; put it on the app's own
 /// routes too (a checkout page, a login form).
+///
+/// On the app's own routes:
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use axum_cart::SameSiteLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/checkout", post(|| async { "placed" }))
+///     // Every POST, PUT, PATCH and DELETE below is refused with 403 when a browser says it
+///     // comes from another site.
+///     .layer(SameSiteLayer::new());
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct SameSiteLayer {
@@ -154,13 +157,14 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if self.policy.refuses(&req) {
-            let (parts, _) = req.into_parts();
-            let res = crate::router::refusal(
-                &parts,
+            let refusal = Problem::new(
                 StatusCode::FORBIDDEN,
                 "cross_site_request",
                 "Cross-site requests cannot change anything here.",
             );
+            let res = Reply::of(req.headers(), req.extensions())
+                .error(refusal)
+                .into_response();
             return Box::pin(async move { Ok(res) });
         }
         // The clone that was polled ready is the one that must be called.
@@ -233,6 +237,39 @@ mod tests {
         assert!(
             judge(p, &[("origin", "http://shop.test")]),
             "no host to compare"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_the_carts_error_answer_in_the_clients_format() {
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route("/buy", axum::routing::post(|| async { "bought" }))
+            .layer(SameSiteLayer::new());
+        let call = |method: Method, accept: &'static str| {
+            let req = Request::builder()
+                .method(method)
+                .uri("/buy")
+                .header("sec-fetch-site", "cross-site")
+                .header("accept", accept)
+                .body(Body::empty())
+                .unwrap();
+            app.clone().oneshot(req)
+        };
+        let json = call(Method::POST, "application/json").await.unwrap();
+        assert_eq!(json.status(), StatusCode::FORBIDDEN);
+        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+        let html = call(Method::POST, "text/html").await.unwrap();
+        assert_eq!(html.status(), StatusCode::FORBIDDEN);
+        assert!(html.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let read = call(Method::GET, "text/html").await.unwrap();
+        assert_eq!(
+            read.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a GET passes the guard"
         );
     }
 }

@@ -37,12 +37,11 @@
 //! [`Cart`]: crate::Cart
 
 use askama::filters::Safe;
+use askama::Template;
 use rust_decimal::Decimal;
 
-use crate::config::CartConfig;
-use crate::error::CartError;
 use crate::money;
-use crate::Cart;
+use crate::{Cart, CartConfig, CartError};
 
 /// What a page header shows about the visitor's cart: units, subtotal, and where the cart
 /// page is. The input of the [askama filters](crate::filters).
@@ -113,15 +112,22 @@ impl CartBadge {
     /// An HTML link to the cart page, label and class escaped; an empty class is left out:
     /// `<a href="/cart" class="btn">View Cart</a>`.
     pub fn link(&self, label: &str, css_class: &str) -> String {
-        let href = escape_html(&self.cart_url);
-        let label = escape_html(label);
-        if css_class.is_empty() {
-            format!(r#"<a href="{href}">{label}</a>"#)
-        } else {
-            let class = escape_html(css_class);
-            format!(r#"<a href="{href}" class="{class}">{label}</a>"#)
-        }
+        let link = CartLink {
+            href: &self.cart_url,
+            label,
+            class: css_class,
+        };
+        link.render().unwrap_or_default()
     }
+}
+
+/// The cart link: `templates/cart_link.html`.
+#[derive(Template)]
+#[template(path = "cart_link.html", escape = "entities")]
+struct CartLink<'a> {
+    href: &'a str,
+    label: &'a str,
+    class: &'a str,
 }
 
 /// The cart URL links use: the configured one, `/cart` when it is blank.
@@ -129,20 +135,29 @@ fn link_url(config: &CartConfig) -> String {
     crate::config::normal_cart_url(&config.cart_url)
 }
 
-/// Escapes text for HTML content and quoted attributes (`& < > " '`).
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
+/// The escaper of the cart's own small pages (`escape = "entities"` in `askama.toml`):
+/// `& < > " '` as the named entities `&amp; &lt; &gt; &quot;` and `&#x27;`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entities;
+
+impl askama::filters::Escaper for Entities {
+    fn write_escaped_str<W: std::fmt::Write>(&self, mut dest: W, text: &str) -> std::fmt::Result {
+        let mut rest = 0;
+        for (i, b) in text.bytes().enumerate() {
+            let entity = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                b'\'' => "&#x27;",
+                _ => continue,
+            };
+            dest.write_str(&text[rest..i])?;
+            dest.write_str(entity)?;
+            rest = i + 1;
         }
+        dest.write_str(&text[rest..])
     }
-    out
 }
 
 /// `{{ badge|cart_item_count }}`: total units in the visitor's cart (`{% cart_item_count %}`).

@@ -1,21 +1,4 @@
-//! Extractors: [`Cart`] (django-cart's `Cart(request)`) and [`CartBadge`] in any handler
-//! behind a [`CartLayer`](crate::CartLayer).
-//!
-//! ```
-//! use axum_cart::{Cart, CartBadge, CartError, ProductRef};
-//! use rust_decimal::Decimal;
-//!
-//! async fn add_coffee(mut cart: Cart) -> Result<String, CartError> {
-//!     // The first change creates the row and stores its id in the session or cookie.
-//!     cart.add(&ProductRef::new("coffee", 7)?, Decimal::new(1200, 2), 1).await?;
-//!     Ok(format!("{} in your cart", cart.count().await?))
-//! }
-//!
-//! async fn header(badge: CartBadge) -> String {
-//!     // No query and no row for a visitor without a cart.
-//!     format!("{} items, {}", badge.count, badge.summary())
-//! }
-//! ```
+//! The [`Cart`] and [`CartBadge`] extractors.
 
 use std::fmt;
 
@@ -23,12 +6,29 @@ use axum::extract::FromRequestParts;
 use axum::http::{request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::CartError;
-use crate::filters::CartBadge;
-use crate::layer::CartContext;
-use crate::Cart;
+use crate::http::layer::CartContext;
+use crate::http::respond::Problem;
+use crate::{Cart, CartBadge, CartError};
 
 /// Why a [`Cart`] or [`CartBadge`] could not be extracted.
+///
+/// Both extractors in handlers behind a [`CartLayer`](crate::CartLayer):
+///
+/// ```
+/// use axum_cart::{Cart, CartBadge, CartError, ProductRef};
+/// use rust_decimal::Decimal;
+///
+/// async fn add_coffee(mut cart: Cart) -> Result<String, CartError> {
+///     // The first change creates the row and stores its id in the session or cookie.
+///     cart.add(&ProductRef::new("coffee", 7)?, Decimal::new(1200, 2), 1).await?;
+///     Ok(format!("{} in your cart", cart.count().await?))
+/// }
+///
+/// async fn header(badge: CartBadge) -> String {
+///     // No query and no row for a visitor without a cart.
+///     format!("{} items, {}", badge.count, badge.summary())
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CartRejection {
@@ -40,7 +40,7 @@ pub enum CartRejection {
 }
 
 /// The body of the 500 answered when the layer is missing.
-pub(crate) const MISSING_LAYER: &str = "Missing request extension: axum-cart's CartLayer is \
+const MISSING_LAYER: &str = "Missing request extension: axum-cart's CartLayer is \
      not installed. Add `.layer(CartLayer::new(carts))` to the router that serves this handler.";
 
 impl fmt::Display for CartRejection {
@@ -79,6 +79,24 @@ impl IntoResponse for CartRejection {
     }
 }
 
+/// The bundled routes answer a missing layer in the client's format, with its own code.
+impl From<CartRejection> for Problem {
+    fn from(rejection: CartRejection) -> Self {
+        match rejection {
+            CartRejection::MissingCartLayer => {
+                tracing::error!("{MISSING_LAYER}");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "missing_cart_layer",
+                    MISSING_LAYER,
+                )
+            }
+            CartRejection::Cart(e) => e.into(),
+        }
+    }
+}
+
+/// What the [`CartLayer`](crate::CartLayer) left in the request, or why it is missing.
 pub(crate) fn context(parts: &Parts) -> Result<CartContext, CartRejection> {
     parts
         .extensions

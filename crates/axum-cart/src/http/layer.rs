@@ -1,34 +1,4 @@
 //! [`CartLayer`]: the tower layer that ties each request to its visitor's cart.
-//!
-//! The layer decides where the cart id lives (a `tower_sessions::Session` by default, a
-//! signed cookie, or any [`SessionAdapter`]) and puts what the [`Cart`] and [`CartBadge`]
-//! extractors need in the request extensions. The id itself is read at most once per
-//! request, and only when something asks for the cart: a request that never touches the
-//! cart costs nothing.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), axum_cart::CartError> {
-//! use axum::{routing::get, Router};
-//! use axum_cart::{cart_router, Cart, CartLayer, Carts};
-//! use tower_sessions::{MemoryStore, SessionManagerLayer};
-//!
-//! async fn count(cart: Cart) -> Result<String, axum_cart::CartError> {
-//!     Ok(cart.count().await?.to_string())
-//! }
-//!
-//! let carts = Carts::connect("sqlite::memory:").await?;
-//! carts.migrate().await?;
-//! let app: Router = Router::new()
-//!     .route("/count", get(count))
-//!     .merge(cart_router())
-//!     // Layers added last run first: the session must be outside the cart layer.
-//!     .layer(CartLayer::new(carts.clone()))
-//!     .layer(SessionManagerLayer::new(MemoryStore::default()));
-//! # Ok(()) }
-//! ```
-//!
-//! [`Cart`]: crate::Cart
-//! [`CartBadge`]: crate::CartBadge
 
 use std::fmt;
 use std::future::Future;
@@ -37,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use axum::http::{header, request::Parts, Request, Response};
+use axum::http::{request::Parts, Request, Response};
 use tower::{Layer, Service};
 
-use crate::error::{BoxError, CartError, SessionSetupError, SessionTimeout};
-use crate::session::{SessionAdapter, SignedCookieConfig, SignedCookieSession, TowerSession};
-use crate::{Cart, CartId, Carts};
+use crate::error::{SessionSetupError, SessionTimeout};
+use crate::{BoxError, Cart, CartError, CartId, Carts, SessionAdapter, TowerSession};
+#[cfg(feature = "signed-cookie")]
+use crate::{SignedCookieConfig, SignedCookieSession};
 
 type AdapterFactory =
     Arc<dyn Fn(&Parts) -> Result<Arc<dyn SessionAdapter>, BoxError> + Send + Sync + 'static>;
@@ -50,6 +21,7 @@ type AdapterFactory =
 #[derive(Clone)]
 enum Storage {
     TowerSessions,
+    #[cfg(feature = "signed-cookie")]
     SignedCookie(SignedCookieConfig),
     Custom(AdapterFactory),
 }
@@ -67,6 +39,30 @@ enum Storage {
 /// - [`with_signed_cookie`](Self::with_signed_cookie): kept in a signed cookie, for apps
 ///   with no server-side session.
 /// - [`with_adapter`](Self::with_adapter): kept wherever a custom [`SessionAdapter`] says.
+///
+/// The id is read at most once per request, and only when something asks for the cart: a
+/// request that never touches the cart costs nothing.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), axum_cart::CartError> {
+/// use axum::{routing::get, Router};
+/// use axum_cart::{cart_router, Cart, CartLayer, Carts};
+/// use tower_sessions::{MemoryStore, SessionManagerLayer};
+///
+/// async fn count(cart: Cart) -> Result<String, axum_cart::CartError> {
+///     Ok(cart.count().await?.to_string())
+/// }
+///
+/// let carts = Carts::connect("sqlite::memory:").await?;
+/// carts.migrate().await?;
+/// let app: Router = Router::new()
+///     .route("/count", get(count))
+///     .merge(cart_router())
+///     // Layers added last run first: the session must be outside the cart layer.
+///     .layer(CartLayer::new(carts.clone()))
+///     .layer(SessionManagerLayer::new(MemoryStore::default()));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 #[must_use]
 pub struct CartLayer {
@@ -79,6 +75,7 @@ impl fmt::Debug for CartLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let storage = match &self.storage {
             Storage::TowerSessions => "tower-sessions",
+            #[cfg(feature = "signed-cookie")]
             Storage::SignedCookie(_) => "signed cookie",
             Storage::Custom(_) => "custom adapter",
         };
@@ -118,7 +115,8 @@ impl CartLayer {
 
     /// Keeps the cart id in a cookie signed with the app's key instead (see
     /// [`SignedCookieSession`]); no session layer is needed. The layer writes the
-    /// `Set-Cookie` itself.
+    /// `Set-Cookie` itself. (Cargo feature `signed-cookie`.)
+    #[cfg(feature = "signed-cookie")]
     pub fn with_signed_cookie(mut self, config: SignedCookieConfig) -> Self {
         self.storage = Storage::SignedCookie(config);
         self
@@ -202,6 +200,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
 
         let (mut parts, body) = req.into_parts();
+        #[cfg(feature = "signed-cookie")]
         let mut cookie_session = None;
         let adapter: Result<Arc<dyn SessionAdapter>, SessionError> = match &self.layer.storage {
             Storage::TowerSessions => match parts.extensions.get::<tower_sessions::Session>() {
@@ -213,6 +212,7 @@ where
                         .to_owned(),
                 )),
             },
+            #[cfg(feature = "signed-cookie")]
             Storage::SignedCookie(config) => {
                 let session = Arc::new(SignedCookieSession::from_headers(
                     &parts.headers,
@@ -241,10 +241,13 @@ where
         let req = Request::from_parts(parts, body);
 
         Box::pin(async move {
+            #[allow(unused_mut)]
             let mut res = inner.call(req).await?;
+            #[cfg(feature = "signed-cookie")]
             if let Some(session) = cookie_session {
                 for value in session.set_cookie_headers() {
-                    res.headers_mut().append(header::SET_COOKIE, value);
+                    res.headers_mut()
+                        .append(axum::http::header::SET_COOKIE, value);
                 }
             }
             Ok(res)
@@ -263,6 +266,11 @@ impl CartContext {
     /// The visitor's cart (no query: the row is read when first needed).
     pub(crate) async fn open(&self) -> Result<Cart, CartError> {
         self.carts.open(self.session.clone()).await
+    }
+
+    /// The cart page's path: the configured URL without its trailing slash.
+    pub(crate) fn page_url(&self) -> String {
+        crate::config::normal_cart_url(&self.carts.config().cart_url)
     }
 
     /// The cart id the session holds, read once per request.

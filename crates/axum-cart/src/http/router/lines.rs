@@ -1,0 +1,123 @@
+//! The line routes: add, update and remove a product, priced from the catalogue.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+
+use super::{Answer, CartRequest, ProductPath};
+use crate::http::body::{bad_quantity, shown};
+use crate::http::respond::Problem;
+use crate::http::Quantity;
+use crate::product::parse_plain_int;
+use crate::{AddOptions, CartError, Carts, Product, ProductRef};
+
+/// `POST /cart/add/{kind}/{id}`: adds `quantity` (default 1) at the catalogue's price.
+pub(super) async fn add(
+    req: CartRequest,
+    path: ProductPath<false>,
+    Quantity(quantity): Quantity,
+) -> Answer {
+    req.change(async |cart| {
+        let quantity = quantity.unwrap_or(1);
+        let pref = path_ref(&path, "product_not_found", "does not exist.")?;
+        let product = find_product(&req.ctx.carts, &pref).await?;
+        let Some(price) = product.price() else {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "product_not_found",
+                format!("Product {pref} has no price and cannot be added."),
+            ));
+        };
+        // The catalogue's own product goes to the inventory checker, so it can downcast it
+        // to the app's type; with no checker configured nothing is asked.
+        let options = AddOptions::new().check_inventory();
+        cart.add_with(product.as_ref(), price, quantity, options)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /cart/update/{kind}/{id}`: sets the quantity (required; 0 removes the line).
+pub(super) async fn update(
+    req: CartRequest,
+    path: ProductPath<true>,
+    Quantity(quantity): Quantity,
+) -> Answer {
+    req.change(async |cart| {
+        let quantity = quantity.ok_or_else(|| bad_quantity("Quantity is required."))?;
+        let pref = path_ref(&path, "item_does_not_exist", "is not in this cart.")?;
+        // The stock checker gets the catalogue's own product, as on add; a product the
+        // catalogue no longer has can still be changed (or removed with 0).
+        let product = catalog_product(&req.ctx.carts, &pref).await?;
+        let asked: &dyn Product = match &product {
+            Some(p) => p.as_ref(),
+            None => &pref,
+        };
+        cart.update_with(asked, quantity, None, AddOptions::new().check_inventory())
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /cart/remove/{kind}/{id}`: removes the line.
+pub(super) async fn remove(
+    req: CartRequest,
+    path: ProductPath<true>,
+    _: crate::http::body::Fields,
+) -> Answer {
+    req.change(async |cart| {
+        let pref = path_ref(&path, "item_does_not_exist", "is not in this cart.")?;
+        Ok(cart.remove(&pref).await?)
+    })
+    .await
+}
+
+/// The product the path names, or the 404 an unknown product gets.
+fn path_ref<const IN_CART: bool>(
+    path: &ProductPath<IN_CART>,
+    code: &'static str,
+    message: &str,
+) -> Result<ProductRef, Problem> {
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            code,
+            format!(
+                "Product {}:{} {message}",
+                shown(&path.kind),
+                shown(&path.id)
+            ),
+        )
+    };
+    let id = parse_plain_int(&path.id).ok_or_else(not_found)?;
+    ProductRef::new(&path.kind, id).map_err(|_| not_found())
+}
+
+/// The catalogue's product, or 404.
+async fn find_product(carts: &Carts, product: &ProductRef) -> Result<Arc<dyn Product>, Problem> {
+    if carts.config().catalog().is_none() {
+        tracing::warn!("cart_router: no catalogue is configured, so no product can be added");
+    }
+    catalog_product(carts, product)
+        .await?
+        .ok_or_else(|| CartError::ProductNotFound(product.clone()).into())
+}
+
+/// The catalogue's product with this kind and id, if there is a catalogue and it has one.
+async fn catalog_product(
+    carts: &Carts,
+    product: &ProductRef,
+) -> Result<Option<Arc<dyn Product>>, CartError> {
+    let Some(catalog) = carts.config().catalog() else {
+        return Ok(None);
+    };
+    let found = catalog
+        .products(product.kind(), &[product.id()])
+        .await
+        .map_err(|e| CartError::plugin("catalogue", e))?;
+    Ok(found
+        .into_iter()
+        .find(|p| p.kind() == product.kind() && p.id() == product.id()))
+}

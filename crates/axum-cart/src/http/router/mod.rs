@@ -1,0 +1,300 @@
+//! The cart routes: [`cart_router`] and [`CartRouter`], one handler per route.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
+use axum::handler::Handler;
+use axum::http::{request::Parts, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+
+use crate::http::extract::context;
+use crate::http::layer::CartContext;
+use crate::http::respond::{json_response, see_other, ErrorResponse, Format, Problem, Reply};
+use crate::{BoxError, Cart, Order};
+
+mod actions;
+mod details;
+mod lines;
+mod page;
+
+pub use details::{CartDetails, CartItem};
+
+type CheckoutHook =
+    Arc<dyn Fn(Order) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync>;
+type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + Sync>;
+
+/// The cart routes with their default settings: `Router::new().merge(cart_router())`.
+///
+/// | Route | What it does |
+/// |---|---|
+/// | `GET /cart` | the cart page (HTML, or the cart as JSON) |
+/// | `POST /cart/add/{kind}/{id}` | adds `quantity` (default 1) at the catalogue price |
+/// | `POST /cart/update/{kind}/{id}` | sets the quantity (0 removes) |
+/// | `POST /cart/remove/{kind}/{id}` | removes the line |
+/// | `POST /cart/clear` | removes every line |
+/// | `POST /cart/discount` | applies the discount `code` |
+/// | `POST /cart/discount/remove` | removes the discount |
+/// | `POST /cart/checkout` | checks out and calls the app's checkout hook |
+/// | `GET /cart/shipping-options` | the shipping choices |
+///
+/// HTML requests are answered with `303 See Other` back to the cart page, JSON requests
+/// (`Accept: application/json`) with the cart as JSON. Errors are an
+/// [`ErrorResponse`](crate::ErrorResponse): a JSON `{"error": …, "code": …}` or a small HTML
+/// page, with the status of [`http_status`](crate::http_status). The full contract is in
+/// `docs/HTTP.md`.
+///
+/// The routes need a [`CartLayer`](crate::CartLayer) and a catalogue
+/// ([`CartsBuilder::catalog`](crate::CartsBuilder::catalog)): prices always come from the
+/// catalogue, never from the client.
+///
+/// See [`CartRouter`] to add a checkout hook or replace the page template.
+pub fn cart_router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    CartRouter::new().build()
+}
+
+/// Configures the cart routes, then [`build`](Self::build)s them.
+///
+/// ```
+/// use axum::Router;
+/// use axum_cart::{CartDetails, CartRouter, Order};
+///
+/// let cart_routes: Router = CartRouter::new()
+///     .on_checkout(|order: Order| async move {
+///         // Create the app's order from `order.lines` and `order.totals`, keyed on
+///         // `order.cart_id` so it is created once.
+///         println!("order of {} items", order.totals.count);
+///         Ok(())
+///     })
+///     .template(|cart: &CartDetails| Ok(format!("<p>{} items</p>", cart.count)))
+///     .build();
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct CartRouter {
+    hook: Option<CheckoutHook>,
+    template: Option<TemplateFn>,
+    body_limit: usize,
+    same_site: crate::SameSiteLayer,
+}
+
+impl Default for CartRouter {
+    fn default() -> Self {
+        CartRouter::new()
+    }
+}
+
+impl fmt::Debug for CartRouter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CartRouter")
+            .field("checkout_hook", &self.hook.is_some())
+            .field("custom_template", &self.template.is_some())
+            .field("body_limit", &self.body_limit)
+            .field("same_site", &self.same_site)
+            .finish()
+    }
+}
+
+impl CartRouter {
+    /// The default largest request body the cart routes read: 16 KiB.
+    pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
+
+    /// The default routes: no checkout hook, the bundled template, 16 KiB bodies.
+    pub fn new() -> Self {
+        CartRouter {
+            hook: None,
+            template: None,
+            body_limit: Self::DEFAULT_BODY_LIMIT,
+            same_site: crate::SameSiteLayer::new(),
+        }
+    }
+
+    /// How the routes judge a browser's cross-site POST (refused with 403); default
+    /// [`SameSiteLayer::new`](crate::SameSiteLayer::new), which also refuses a sibling
+    /// subdomain (`Sec-Fetch-Site: same-site`).
+    ///
+    /// ```
+    /// use axum_cart::{CartRouter, SameSiteLayer};
+    /// // The shop posts from www.example.com to cart.example.com.
+    /// let routes: axum::Router = CartRouter::new()
+    ///     .same_site(SameSiteLayer::new().allow_same_site(true))
+    ///     .build();
+    /// ```
+    pub fn same_site(mut self, policy: crate::SameSiteLayer) -> Self {
+        self.same_site = policy;
+        self
+    }
+
+    /// Runs `hook` after a checkout went through, with the [`Order`] returned by
+    /// [`Cart::checkout`] (lines and figures as checked out). It runs once per cart: a
+    /// repeated checkout of the same cart (`placed_now == false`) does not call it.
+    ///
+    /// The cart is already checked out when the hook runs; if the hook fails, the client
+    /// gets a 500 and the failure is logged, so make the hook reliable (or queue the work).
+    pub fn on_checkout<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Order) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.hook = Some(Arc::new(move |order| Box::pin(hook(order))));
+        self
+    }
+
+    /// Replaces the HTML of `GET /cart`: `render` turns the cart into a page (typically
+    /// with the app's own askama template). JSON requests are not affected.
+    pub fn template<F>(mut self, render: F) -> Self
+    where
+        F: Fn(&CartDetails) -> Result<String, BoxError> + Send + Sync + 'static,
+    {
+        self.template = Some(Arc::new(render));
+        self
+    }
+
+    /// The largest request body read, the routes' [`DefaultBodyLimit`] (default
+    /// [`DEFAULT_BODY_LIMIT`](Self::DEFAULT_BODY_LIMIT)); larger ones get 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The router, to merge into the app (`.merge(…)`) or nest under a prefix. When it is
+    /// mounted elsewhere than `/cart`, set [`CartsBuilder::cart_url`](crate::CartsBuilder::cart_url)
+    /// to the page's path, so links and redirects point there.
+    pub fn build<S>(self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let same_site = self.same_site;
+        let body_limit = DefaultBodyLimit::max(self.body_limit);
+        Router::new()
+            .route("/cart", get(page::show).fallback(method_not_allowed))
+            .route("/cart/add/{kind}/{id}", action(lines::add))
+            .route("/cart/update/{kind}/{id}", action(lines::update))
+            .route("/cart/remove/{kind}/{id}", action(lines::remove))
+            .route("/cart/clear", action(actions::clear))
+            .route("/cart/discount", action(actions::apply_discount))
+            .route("/cart/discount/remove", action(actions::remove_discount))
+            .route("/cart/checkout", action(actions::checkout))
+            .route(
+                "/cart/shipping-options",
+                get(page::shipping_options).fallback(method_not_allowed),
+            )
+            .layer(body_limit)
+            .with_state(Arc::new(self))
+            // Before anything is read: a forged request from another site changes nothing.
+            .layer(same_site)
+    }
+}
+
+/// The routes' state: the router's settings.
+type Settings = Arc<CartRouter>;
+
+/// A POST route; other methods get the cart's 405.
+fn action<H, T>(handler: H) -> MethodRouter<Settings>
+where
+    H: Handler<T, Settings>,
+    T: 'static,
+{
+    post(handler).fallback(method_not_allowed)
+}
+
+/// The framework's refusal of a method, in the client's format (axum adds `Allow`).
+async fn method_not_allowed(reply: Reply, method: Method) -> ErrorResponse {
+    reply.error(Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("Method {method} is not allowed here."),
+    ))
+}
+
+/// What every cart route answers with.
+type Answer = Result<Response, ErrorResponse>;
+
+/// A request to the cart routes: how to answer it and the visitor's cart. Without a
+/// [`CartLayer`](crate::CartLayer), a 500 `missing_cart_layer` in the client's format.
+struct CartRequest {
+    reply: Reply,
+    ctx: CartContext,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CartRequest {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let reply = Reply::of(&parts.headers, &parts.extensions);
+        match context(parts) {
+            Ok(ctx) => Ok(CartRequest { reply, ctx }),
+            Err(rejection) => Err(reply.error(rejection)),
+        }
+    }
+}
+
+impl CartRequest {
+    /// Runs a route's work, answering its error in the client's format.
+    async fn answer(&self, work: impl Future<Output = Result<Response, Problem>>) -> Answer {
+        work.await.map_err(|problem| self.reply.error(problem))
+    }
+
+    /// Opens the visitor's cart, makes a change, and answers like every change does.
+    async fn change(&self, change: impl AsyncFnOnce(&mut Cart) -> Result<(), Problem>) -> Answer {
+        self.answer(async {
+            let mut cart = self.open().await?;
+            change(&mut cart).await?;
+            self.changed(&cart).await
+        })
+        .await
+    }
+
+    /// The visitor's cart (no query yet).
+    async fn open(&self) -> Result<Cart, Problem> {
+        Ok(self.ctx.open().await?)
+    }
+
+    /// The answer of a successful change: back to the page, or the cart as JSON.
+    async fn changed(&self, cart: &Cart) -> Result<Response, Problem> {
+        match self.reply.format {
+            Format::Html => Ok(see_other(&self.reply.cart_url)),
+            Format::Json => Ok(json_response(&CartDetails::load(cart).await?)),
+        }
+    }
+}
+
+/// The `{kind}/{id}` of a product route as sent; the handler checks them. A path that does
+/// not decode (not UTF-8) names no product: 404 `product_not_found` on add
+/// (`IN_CART == false`), `item_does_not_exist` on update and remove.
+struct ProductPath<const IN_CART: bool> {
+    kind: String,
+    id: String,
+}
+
+impl<S: Send + Sync, const IN_CART: bool> FromRequestParts<S> for ProductPath<IN_CART> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<(String, String)>::from_request_parts(parts, state).await {
+            Ok(Path((kind, id))) => Ok(ProductPath { kind, id }),
+            Err(_) => Err(
+                Reply::of(&parts.headers, &parts.extensions).error(if IN_CART {
+                    Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "item_does_not_exist",
+                        "That product is not in this cart.",
+                    )
+                } else {
+                    Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "product_not_found",
+                        "No such product.",
+                    )
+                }),
+            ),
+        }
+    }
+}
