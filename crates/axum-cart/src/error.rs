@@ -122,11 +122,8 @@ impl From<sqlx::Error> for CartError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 CartError::Unavailable(err)
             }
-            // The server refused a new connection: too many connections (MySQL 1040,
-            // SQLSTATE 08004; PostgreSQL 53300).
-            sqlx::Error::Database(ref db)
-                if matches!(db.code().as_deref(), Some("08004" | "53300")) =>
-            {
+            // The server refused a new connection: too many connections.
+            sqlx::Error::Database(ref db) if too_many_connections(db.as_ref()) => {
                 CartError::Unavailable(err)
             }
             other => CartError::Database(other),
@@ -220,6 +217,16 @@ where
             other => return other,
         }
     }
+}
+
+/// PostgreSQL's SQLSTATE 53300; MySQL's errors 1040 (the server's limit), 1203 and 1226 (a
+/// user's), recognised by their number (1040 comes without a SQLSTATE).
+fn too_many_connections(db: &dyn sqlx::error::DatabaseError) -> bool {
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(my.number(), 1040 | 1203 | 1226);
+    }
+    db.code().as_deref() == Some("53300")
 }
 
 fn is_transient(err: &sqlx::Error) -> bool {

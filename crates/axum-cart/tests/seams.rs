@@ -803,3 +803,40 @@ async fn a_login_merge_keeps_lines_the_catalogue_does_not_know(h: Harness) {
     assert_eq!(users[0].item_count, 5);
     assert_eq!(guest.cart().await["count"], 5);
 }
+
+/// A database that refuses new connections (MySQL's "too many connections" 1040, or the
+/// user's connection limit 1203) is "unavailable" (503 with Retry-After over HTTP), not an
+/// internal error.
+#[cfg(feature = "mysql")]
+#[tokio::test]
+#[cfg_attr(not(cart_test_mysql), ignore = "CART_TEST_MYSQL_URL is not set")]
+async fn mysql_refusing_connections_is_unavailable() {
+    let url = std::env::var("CART_TEST_MYSQL_URL").expect("CART_TEST_MYSQL_URL");
+    let admin = sqlx::MySqlPool::connect(&url).await.expect("connect");
+    let user = format!("cart_limit_{}", std::process::id());
+    for sql in [
+        format!("DROP USER IF EXISTS '{user}'@'%'"),
+        format!("CREATE USER '{user}'@'%' WITH MAX_USER_CONNECTIONS 1"),
+        format!("GRANT ALL ON test.* TO '{user}'@'%'"),
+    ] {
+        sqlx::query(&sql)
+            .execute(&admin)
+            .await
+            .expect("create the user");
+    }
+    let as_user = url.replacen("://root@", &format!("://{user}@"), 1);
+    assert_ne!(as_user, url, "CART_TEST_MYSQL_URL names the user root");
+    let held = sqlx::MySqlPool::connect(&as_user)
+        .await
+        .expect("the one connection");
+    let err = axum_cart::Store::connect(&as_user)
+        .await
+        .expect_err("the user has no connection left");
+    println!("mysql: a refused connection gives {:?} ({err})", err.code());
+    held.close().await;
+    let _ = sqlx::query(&format!("DROP USER '{user}'@'%'"))
+        .execute(&admin)
+        .await;
+    assert!(matches!(&err, CartError::Unavailable(_)), "{err:?}");
+    assert_eq!(axum_cart::http_status(&err).as_u16(), 503, "{err:?}");
+}
