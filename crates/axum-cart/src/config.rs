@@ -13,7 +13,7 @@ use crate::shipping::ShippingCalculator;
 use crate::tax::TaxCalculator;
 use crate::types::QUANTITY_LIMIT;
 
-/// The settings a [`Carts`] runs with. Read them back with [`Carts::config`].
+/// The settings a [`Carts`](crate::Carts) runs with. Read them back with [`Carts::config`](crate::Carts::config).
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct CartConfig {

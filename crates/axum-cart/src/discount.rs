@@ -238,10 +238,10 @@ impl NewDiscount {
     /// stored (id 0, no uses).
     ///
     /// Refused, with a message saying what is wrong: an empty code, a code of more than
-    /// [`MAX_CODE_LEN`] characters or with characters other than printable ASCII; a
-    /// negative value, one with more than two decimal places or above [`MAX_VALUE`]; a
+    /// [`NewDiscount::MAX_CODE_LEN`] characters or with characters other than printable ASCII; a
+    /// negative value, one with more than two decimal places or above [`NewDiscount::MAX_VALUE`]; a
     /// percentage above 100; a minimum cart value that is negative, has more than two
-    /// decimal places or is above [`MAX_MIN_CART_VALUE`]; `max_uses` outside
+    /// decimal places or is above [`NewDiscount::MAX_MIN_CART_VALUE`]; `max_uses` outside
     /// `0..=i32::MAX`; `valid_from` after `valid_until`.
     ///
     /// ```

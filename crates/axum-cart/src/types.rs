@@ -287,7 +287,7 @@ pub struct MergeReport {
     pub discount_moved: bool,
 }
 
-/// Options of [`Cart::add_with`].
+/// Options of [`Cart::add_with`](crate::Cart::add_with).
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct AddOptions {
@@ -296,7 +296,7 @@ pub struct AddOptions {
 }
 
 impl AddOptions {
-    /// No checks (the default of [`Cart::add`]).
+    /// No checks (the default of [`Cart::add`](crate::Cart::add)).
     pub fn new() -> Self {
         Self::default()
     }

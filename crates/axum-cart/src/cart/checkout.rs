@@ -24,7 +24,7 @@ impl Cart {
     /// and marks the cart checked out; the order's figures are those of the checked-out
     /// lines. A second call, from any value or process, changes nothing and returns the
     /// order with `placed_now: false`, and so does a repeated checkout of the session within
-    /// [`CartsBuilder::checkout_replay_window`] (a double submit, a retry after a lost
+    /// [`CartsBuilder::checkout_replay_window`](crate::CartsBuilder::checkout_replay_window) (a double submit, a retry after a lost
     /// response). Inventory is not reserved.
     pub async fn checkout(&mut self) -> Result<Order, CartError> {
         let min = self.config().min_order_amount;

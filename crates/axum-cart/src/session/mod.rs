@@ -61,7 +61,7 @@ pub trait SessionAdapter: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<(), BoxError>;
 
     /// A stable identity of this session that every concurrent request of it shares, as 1
-    /// to 64 lowercase hex digits (use [`digest`](crate::session::digest)), or `None` when
+    /// to 64 lowercase hex digits (e.g. a SHA-256 of the session id in hex), or `None` when
     /// there is none (a new visitor). A new cart row carries it as a unique key, so requests
     /// of one session racing to create its cart (its first one, or the next one after a
     /// checkout) all end up in the same row. tower-sessions: a digest of the session id;

@@ -6,7 +6,7 @@ use super::{digest, SessionAdapter};
 use crate::error::BoxError;
 
 /// The default adapter of [`CartLayer`](crate::CartLayer): the cart id is the key
-/// [`CART_ID_KEY`] of the app's [`tower_sessions::Session`].
+/// [`CART_ID_KEY`](crate::CART_ID_KEY) of the app's [`tower_sessions::Session`].
 ///
 /// The app installs `tower_sessions::SessionManagerLayer` (with any store) outside the
 /// `CartLayer`; the session cookie and the store are entirely the app's. Reading the id
