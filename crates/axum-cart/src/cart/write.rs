@@ -224,8 +224,11 @@ impl Cart {
 
     /// Removes every line. The cart row, its discount and its user stay.
     pub async fn clear(&mut self) -> Result<(), CartError> {
-        self.snapshot().await?;
-        if self.binding().id().is_none() {
+        if let Binding::Unverified(_) = self.binding() {
+            // Which row the session's id names (as the locked change would find out).
+            self.snapshot().await?;
+        }
+        if self.binding() == Binding::None {
             // No row: nothing to clear.
             return Ok(());
         }

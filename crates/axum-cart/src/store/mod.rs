@@ -429,3 +429,33 @@ pub(crate) enum DiscountChange {
     /// The code exists but the change was refused; nothing was written.
     Refused,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_scheme_is_refused_by_name() {
+        let err = Store::connect("ftp://example.com/carts").await.unwrap_err();
+        assert!(matches!(err, CartError::UnsupportedDatabase(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "unsupported database URL scheme \"ftp\": expected sqlite, postgres or mysql"
+        );
+    }
+
+    /// Runs in the builds without the MySQL feature (CI builds each backend alone).
+    #[cfg(not(feature = "mysql"))]
+    #[tokio::test]
+    async fn a_backend_not_compiled_in_names_its_feature() {
+        let err = Store::connect("mariadb://root@127.0.0.1/test")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CartError::UnsupportedDatabase(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("enable the cargo feature \"mysql\""),
+            "{err}"
+        );
+    }
+}
