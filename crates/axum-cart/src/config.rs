@@ -24,6 +24,8 @@ pub struct CartConfig {
     pub(crate) catalog: Option<Arc<dyn Catalog>>,
     /// The most units one line may hold (`CART_MAX_QUANTITY_PER_ITEM`); at most 1,000,000,000.
     pub max_quantity_per_item: Option<i64>,
+    /// The most lines one cart may hold; 500 by default.
+    pub max_lines: usize,
     /// The subtotal a cart needs to check out (`CART_MIN_ORDER_AMOUNT`).
     pub min_order_amount: Option<Decimal>,
     /// Where `cart_link` points (`CART_DETAIL_URL_NAME`); `/cart` by default.
@@ -39,6 +41,7 @@ impl std::fmt::Debug for CartConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CartConfig")
             .field("max_quantity_per_item", &self.max_quantity_per_item)
+            .field("max_lines", &self.max_lines)
             .field("min_order_amount", &self.min_order_amount)
             .field("cart_url", &self.cart_url)
             .field("currency_symbol", &self.currency_symbol)

@@ -2,7 +2,20 @@
 
 use rust_decimal::Decimal;
 
+use crate::options::LineKey;
 use crate::product::ProductRef;
+use crate::rules::{QuantityRefusal, QuantityRule};
+
+fn missing_line(key: &LineKey) -> String {
+    if key.has_options() {
+        format!(
+            "Product {} with these options is not in this cart.",
+            key.product()
+        )
+    } else {
+        format!("Product {} is not in this cart.", key.product())
+    }
+}
 
 /// A boxed error returned by the app's plug-ins (tax, shipping, inventory, catalogue, session).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -25,9 +38,31 @@ pub enum CartError {
     /// A product reference that cannot be stored (empty kind, bad characters, negative id).
     #[error("{0}")]
     InvalidProduct(String),
-    /// `update` or `remove` of a product that is not in the cart.
-    #[error("Product {0} is not in this cart.")]
-    ItemDoesNotExist(ProductRef),
+    /// `update` or `remove` of a line that is not in the cart.
+    #[error("{}", missing_line(.0))]
+    ItemDoesNotExist(LineKey),
+    /// Line options that are malformed (bad name, too long, too many) or that the product
+    /// does not take ([`LineOptions::check`](crate::LineOptions::check)).
+    #[error("{0}")]
+    InvalidOptions(String),
+    /// A quantity the product's [`QuantityRule`] does not allow; [`QuantityRefusal`] says
+    /// which part, and its code is the `code` of the JSON error.
+    #[error("The quantity of {product} {refusal} ({rule}).")]
+    QuantityRule {
+        /// The product.
+        product: ProductRef,
+        /// Its rule.
+        rule: QuantityRule,
+        /// What the quantity broke.
+        refusal: QuantityRefusal,
+    },
+    /// An add of a new line to a cart that already has the most lines it may have
+    /// ([`CartsBuilder::max_lines`](crate::CartsBuilder::max_lines)).
+    #[error("The cart cannot have more than {max} lines.")]
+    TooManyLines {
+        /// The configured maximum.
+        max: usize,
+    },
     /// The catalogue does not know this product.
     #[error("Product {0} does not exist.")]
     ProductNotFound(ProductRef),
@@ -139,6 +174,9 @@ impl CartError {
             CartError::InvalidPrice(_) => "invalid_price",
             CartError::InvalidProduct(_) => "invalid_product",
             CartError::ItemDoesNotExist(_) => "item_does_not_exist",
+            CartError::InvalidOptions(_) => "invalid_options",
+            CartError::QuantityRule { refusal, .. } => refusal.code(),
+            CartError::TooManyLines { .. } => "too_many_lines",
             CartError::ProductNotFound(_) => "product_not_found",
             CartError::PriceMismatch { .. } => "price_mismatch",
             CartError::InsufficientStock { .. } => "insufficient_stock",

@@ -6,6 +6,7 @@
 //! failing subscriber can never undo or corrupt a change. A receiver that falls more than
 //! the channel capacity behind gets `RecvError::Lagged` and misses the oldest events.
 
+use crate::options::LineOptions;
 use crate::product::ProductRef;
 use crate::types::{CartId, Line};
 
@@ -35,6 +36,8 @@ pub enum CartEvent {
         cart_id: CartId,
         /// The product whose line was removed.
         product: ProductRef,
+        /// The removed line's options.
+        options: LineOptions,
     },
     /// All lines were removed by `clear` (or moved out by `merge`).
     Cleared {

@@ -10,7 +10,9 @@ mod error;
 mod events;
 mod inventory;
 mod money;
+mod options;
 mod product;
+mod rules;
 mod serial;
 mod session;
 mod shipping;
@@ -36,7 +38,11 @@ pub use http::{
     SameSiteService,
 };
 pub use inventory::{AlwaysInStock, InventoryChecker};
+pub use options::{
+    LineKey, LineOptions, ProductOption, MAX_OPTIONS, MAX_OPTION_NAME_LEN, MAX_OPTION_VALUE_LEN,
+};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
+pub use rules::{QuantityRefusal, QuantityRule};
 pub use serial::CartPayload;
 pub use session::{MemorySession, SessionAdapter, CART_ID_KEY};
 pub use shipping::{FreeShipping, ShippingCalculator, ShippingOption};
@@ -44,7 +50,7 @@ pub use store::{CartFilter, CartRecord, Store};
 pub use tax::{NoTax, TaxCalculator};
 pub use types::{
     AddOptions, CartId, CartView, Line, LoadedLine, MergeReport, MergeStrategy, Order, Totals,
-    BATCH_LIMIT, QUANTITY_LIMIT,
+    BATCH_LIMIT, DEFAULT_MAX_LINES, QUANTITY_LIMIT,
 };
 
 #[cfg(feature = "http")]

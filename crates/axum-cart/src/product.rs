@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 
 use crate::error::{BoxError, CartError};
+use crate::options::ProductOption;
+use crate::rules::QuantityRule;
 
 /// The longest product kind the schema stores.
 pub const MAX_KIND_LEN: usize = 50;
@@ -104,7 +106,9 @@ impl fmt::Display for ProductRef {
 /// Something the app sells. Implement it for the app's own product types.
 ///
 /// Only [`kind`](Product::kind) and [`id`](Product::id) are required. [`price`](Product::price)
-/// enables `validate_price`, and [`name`](Product::name) is what the cart page shows.
+/// enables `validate_price` and the price-change warnings, [`name`](Product::name) is what
+/// the cart page shows, [`options`](Product::options) says which line options it takes and
+/// [`quantity_rule`](Product::quantity_rule) how many units a line may hold.
 /// Products loaded by a [`Catalog`] come back as `Arc<dyn Product>`; get the concrete type
 /// back with `(&*product as &dyn std::any::Any).downcast_ref::<Book>()`.
 ///
@@ -133,6 +137,16 @@ pub trait Product: Any + Send + Sync {
     /// A display name. Defaults to `"kind #id"`.
     fn name(&self) -> String {
         format!("{} #{}", self.kind(), self.id())
+    }
+    /// The options a line of this product may carry (a size, a grind, a gift note), and
+    /// what each value adds to the price. Defaults to none: a line of it takes no options.
+    fn options(&self) -> Vec<ProductOption> {
+        Vec::new()
+    }
+    /// How many units a line of it may hold. Defaults to no rule (1 up to the cart's
+    /// maximum).
+    fn quantity_rule(&self) -> QuantityRule {
+        QuantityRule::new()
     }
 }
 

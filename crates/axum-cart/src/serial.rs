@@ -3,13 +3,19 @@
 //! ```json
 //! {"book:42": {"kind": "book", "id": 42, "quantity": 2,
 //!              "unit_price": "9.99", "total_price": "19.98"},
+//!  "coffee:3:0f…(32 hex digits)": {"kind": "coffee", "id": 3, "quantity": 1,
+//!              "unit_price": "12.50", "total_price": "12.50", "options": {"grind": "espresso"}},
 //!  "__discount__": {"code": "SUMMER25"}}
 //! ```
+//!
+//! A line with options is keyed by its [`LineKey`] and carries `options`; a payload saved
+//! before options existed (keys `"kind:id"`, no `options`) restores as it always did.
 
 use serde_json::{Map, Value};
 
 use crate::error::CartError;
 use crate::money;
+use crate::options::{LineKey, LineOptions};
 use crate::product::ProductRef;
 use crate::types::{Line, BATCH_LIMIT, QUANTITY_LIMIT};
 
@@ -56,16 +62,17 @@ impl CartPayload {
     pub fn to_json(&self) -> Value {
         let mut map = Map::new();
         for l in &self.lines {
-            map.insert(
-                l.product.to_string(),
-                serde_json::json!({
-                    "kind": l.product.kind(),
-                    "id": l.product.id(),
-                    "quantity": l.quantity,
-                    "unit_price": money::cents(l.unit_price).to_string(),
-                    "total_price": l.total_price().to_string(),
-                }),
-            );
+            let mut entry = serde_json::json!({
+                "kind": l.product.kind(),
+                "id": l.product.id(),
+                "quantity": l.quantity,
+                "unit_price": money::cents(l.unit_price).to_string(),
+                "total_price": l.total_price().to_string(),
+            });
+            if !l.options.is_empty() {
+                entry["options"] = serde_json::json!(l.options);
+            }
+            map.insert(l.key().to_string(), entry);
         }
         if let Some(code) = &self.discount_code {
             map.insert(DISCOUNT_KEY.to_owned(), serde_json::json!({ "code": code }));
@@ -81,8 +88,9 @@ impl CartPayload {
         Self::from_json(&value)
     }
 
-    /// Reads a payload, checking everything: keys `"kind:id"` (or the reserved
-    /// `"__discount__"`), quantities from 1 to 1,000,000,000 as JSON integers, prices as
+    /// Reads a payload, checking everything: keys `"kind:id"` or line keys
+    /// `"kind:id:<32 hex digits>"` matching the item's `options` (or the reserved
+    /// `"__discount__"`), options as [`LineOptions`] allows them, quantities from 1 to 1,000,000,000 as JSON integers, prices as
     /// decimal strings with at most two places, `kind`/`id`/`total_price` consistent with
     /// the key and line when present, at most 1000 lines.
     pub fn from_json(value: &Value) -> Result<Self, CartError> {
@@ -111,13 +119,27 @@ impl CartPayload {
             if key.starts_with("__") && !key.contains(':') {
                 return Err(bad(format!("unknown reserved key {shown:?}")));
             }
-            let product = parse_key(key).map_err(|e| bad(format!("item key {shown:?}: {e}")))?;
-            if lines.iter().any(|l: &Line| l.product == product) {
-                return Err(bad(format!("item {shown:?} repeats product {product}")));
-            }
+            let (product, digest) =
+                parse_key(key).map_err(|e| bad(format!("item key {shown:?}: {e}")))?;
             let obj = entry
                 .as_object()
                 .ok_or_else(|| bad(format!("item {shown:?} must be an object")))?;
+            let options = match obj.get("options") {
+                None | Some(Value::Null) => LineOptions::new(),
+                Some(value) => serde_json::from_value::<LineOptions>(value.clone())
+                    .map_err(|e| bad(format!("item {shown:?}: options: {e}")))?,
+            };
+            if LineKey::new(product.clone(), &options).to_string() != format!("{product}{digest}") {
+                return Err(bad(format!(
+                    "item {shown:?}: the key does not match the item's options"
+                )));
+            }
+            if lines
+                .iter()
+                .any(|l: &Line| l.product == product && l.options == options)
+            {
+                return Err(bad(format!("item {shown:?} repeats product {product}")));
+            }
             let quantity = obj
                 .get("quantity")
                 .ok_or_else(|| bad(format!("item {shown:?} has no quantity")))?
@@ -150,7 +172,7 @@ impl CartPayload {
                     return Err(bad(format!("item {shown:?}: id does not match the key")));
                 }
             }
-            let line = Line::new(product, quantity, unit_price);
+            let line = Line::new(product, quantity, unit_price).with_options(options);
             if let Some(total) = obj.get("total_price") {
                 let total = total
                     .as_str()
@@ -170,17 +192,22 @@ impl CartPayload {
     }
 }
 
-/// A line key, `"kind:id"`, with any id a [`ProductRef`] can hold (0 to `i64::MAX`), so
-/// that every saved cart restores: `ProductRef::parse` stops at 18 digits.
-fn parse_key(key: &str) -> Result<ProductRef, CartError> {
-    if let Some((kind, id)) = key.split_once(':') {
+/// A line key, `"kind:id"` or `"kind:id:<digest>"`, with any id a [`ProductRef`] can hold
+/// (0 to `i64::MAX`), so that every saved cart restores: `ProductRef::parse` stops at 18
+/// digits. The product, and the `":<digest>"` suffix (empty for none).
+fn parse_key(key: &str) -> Result<(ProductRef, String), CartError> {
+    let mut parts = key.splitn(3, ':');
+    let (kind, id, digest) = (parts.next(), parts.next(), parts.next());
+    let suffix = digest.map(|d| format!(":{d}")).unwrap_or_default();
+    if let (Some(kind), Some(id)) = (kind, id) {
         if id.len() == 19 && id.bytes().all(|b| b.is_ascii_digit()) {
             if let Ok(id) = id.parse::<i64>() {
-                return ProductRef::new(kind, id);
+                return Ok((ProductRef::new(kind, id)?, suffix));
             }
         }
+        return Ok((ProductRef::parse(&format!("{kind}:{id}"))?, suffix));
     }
-    ProductRef::parse(key)
+    Ok((ProductRef::parse(key)?, suffix))
 }
 
 impl serde::Serialize for CartPayload {

@@ -7,10 +7,15 @@ use rust_decimal::Decimal;
 
 use crate::error::CartError;
 use crate::money;
+use crate::options::{LineKey, LineOptions};
 use crate::product::{Product, ProductRef};
 
 /// The most units one line can ever hold, whatever the configuration.
 pub const QUANTITY_LIMIT: i64 = 1_000_000_000;
+
+/// The most lines a cart may hold unless configured otherwise
+/// ([`CartsBuilder::max_lines`](crate::CartsBuilder::max_lines)).
+pub const DEFAULT_MAX_LINES: usize = 500;
 
 /// The most lines one `add_bulk` or restored payload may carry.
 pub const BATCH_LIMIT: usize = 1000;
@@ -53,11 +58,16 @@ impl fmt::Display for CartId {
     }
 }
 
-/// One line of a cart: a product, how many, at what unit price.
+/// One line of a cart: a product with its options, how many, at what unit price.
+///
+/// A line is identified by its product and its options ([`key`](Line::key)): the same
+/// product in two sizes is two lines.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Line {
     /// The product.
     pub product: ProductRef,
+    /// The line's options; empty for most lines.
+    pub options: LineOptions,
     /// Units, at least 1.
     pub quantity: i64,
     /// Price of one unit, two decimal places.
@@ -70,9 +80,27 @@ impl Line {
     pub fn new(product: ProductRef, quantity: i64, unit_price: Decimal) -> Line {
         Line {
             product,
+            options: LineOptions::new(),
             quantity,
             unit_price,
         }
+    }
+
+    /// The same line with these options.
+    #[must_use]
+    pub fn with_options(mut self, options: LineOptions) -> Line {
+        self.options = options;
+        self
+    }
+
+    /// The line's stable key: its product and options.
+    pub fn key(&self) -> LineKey {
+        LineKey::new(self.product.clone(), &self.options)
+    }
+
+    /// Whether `other` is the same line (same product and options), whatever its quantity.
+    pub(crate) fn same_line(&self, other: &Line) -> bool {
+        self.product == other.product && self.options == other.options
     }
 
     /// `quantity × unit_price`, two decimal places.
@@ -288,11 +316,12 @@ pub struct MergeReport {
 }
 
 /// Options of [`Cart::add_with`](crate::Cart::add_with).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct AddOptions {
     pub(crate) validate_price: bool,
     pub(crate) check_inventory: bool,
+    pub(crate) options: LineOptions,
 }
 
 impl AddOptions {
@@ -311,6 +340,21 @@ impl AddOptions {
     /// ([`CartError::InsufficientStock`]).
     pub fn check_inventory(mut self) -> Self {
         self.check_inventory = true;
+        self
+    }
+
+    /// The line's options: an add with options is its own line, checked against
+    /// [`Product::options`] ([`CartError::InvalidOptions`]); with `validate_price`, the
+    /// expected price includes what the options add.
+    ///
+    /// ```
+    /// use axum_cart::{AddOptions, LineOptions};
+    /// let espresso = LineOptions::from_pairs([("grind", "espresso")]).unwrap();
+    /// let options = AddOptions::new().validate_price().options(espresso);
+    /// # let _ = options;
+    /// ```
+    pub fn options(mut self, options: LineOptions) -> Self {
+        self.options = options;
         self
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum_cart::{
     async_trait, AddOptions, BoxError, CartError, CartEvent, CartView, InventoryChecker, Line,
-    MemorySession, MergeStrategy, Product, SessionAdapter, ShippingCalculator, ShippingOption,
-    TaxCalculator,
+    LineOptions, MemorySession, MergeStrategy, Product, SessionAdapter, ShippingCalculator,
+    ShippingOption, TaxCalculator,
 };
 use common::{d, item, p, Harness, TestCatalog};
 use rust_decimal::Decimal;
@@ -568,6 +568,8 @@ async fn items_with_products_calls_the_catalogue_once_per_kind(h: Harness) {
     }
     lines.push(Line::new(p("book", 500), 1, d("1.00"))); // gone from the catalogue
     cart.add_bulk(lines).await.unwrap();
+    // The bulk add asked the catalogue for the products' rules: once per kind too.
+    assert_eq!(catalog.calls.swap(0, Ordering::SeqCst), 3);
     assert_eq!(cart.unique_count().await.unwrap(), 101);
     let loaded = cart.items_with_products().await.unwrap();
     assert_eq!(catalog.calls.load(Ordering::SeqCst), 3);
@@ -643,7 +645,8 @@ async fn events_follow_committed_changes(h: Harness) {
             },
             CartEvent::ItemRemoved {
                 cart_id: id,
-                product: book.clone()
+                product: book.clone(),
+                options: LineOptions::new()
             },
             CartEvent::Cleared { cart_id: id },
             CartEvent::ItemAdded {

@@ -483,8 +483,8 @@ async fn html_forms_change_the_cart_and_redirect_to_the_page() {
     );
     assert!(!page.body.contains("<b>Bold</b>"));
     for form in [
-        "/cart/update/book/1",
-        "/cart/remove/book/1",
+        "/cart/lines/book:1/update",
+        "/cart/lines/book:1/remove",
         "/cart/discount",
         "/cart/checkout",
         "/cart/clear",
@@ -533,7 +533,9 @@ async fn json_requests_get_the_cart_as_json() {
         reply.json(),
         json!({
             "count": 2, "unique_count": 1, "is_empty": false, "checked_out": false,
-            "items": [{"kind": "book", "id": 1, "name": "Rust Book", "quantity": 2,
+            "items": [{"line": "book:1", "kind": "book", "id": 1, "options": {},
+                       "quantity_rule": {"min": 1, "max": null, "step": 1},
+                       "name": "Rust Book", "quantity": 2,
                        "unit_price": "9.99", "total_price": "19.98"}],
             "subtotal": "19.98", "discount_code": null, "discount": "0.00", "tax": "0.00",
             "shipping": "4.99", "total": "24.97"

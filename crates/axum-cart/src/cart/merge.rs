@@ -84,6 +84,13 @@ impl Cart {
             None => Vec::new(),
         };
         let max = self.config().line_limit();
+        // Each product's own maximum caps its merged line, as the line maximum does.
+        let caps: Vec<(ProductRef, i64)> = refs
+            .iter()
+            .zip(&products)
+            .filter_map(|(r, p)| Some((r.clone(), p.as_ref()?.quantity_rule().max?.min(max))))
+            .collect();
+        let cap = |p: &ProductRef| caps.iter().find(|(r, _)| r == p).map_or(max, |(_, c)| *c);
         if self.config().inventory.is_some() {
             // Each merged line at the quantity it will have (inventory is not reserved, so
             // this is the check of what was just read).
@@ -91,11 +98,11 @@ impl Cart {
                 .lines
                 .iter()
                 .map(|sl| {
-                    let q = match own.line(&sl.product) {
+                    let q = match own.same_line(sl) {
                         Some(tl) => merged_quantity(strategy, tl.quantity, sl.quantity),
                         None => sl.quantity,
                     };
-                    (sl.product.clone(), q.min(max))
+                    (sl.product.clone(), q.min(cap(&sl.product)))
                 })
                 .collect();
             self.check_stock_of(&wanted, Some(&products)).await?;
@@ -116,7 +123,7 @@ impl Cart {
                     if unknown.contains(&sl.product) {
                         report.unknown_products.push(sl.product.clone());
                     }
-                    let (quantity, unit_price, existed) = match t.line(&sl.product) {
+                    let (quantity, unit_price, existed) = match t.same_line(sl) {
                         Some(tl) => {
                             let (q, p) = match strategy {
                                 MergeStrategy::Add => {
@@ -132,7 +139,11 @@ impl Cart {
                         }
                         None => (sl.quantity, sl.unit_price, false),
                     };
-                    let line = Line::new(sl.product.clone(), quantity.min(max), unit_price);
+                    let line = Line {
+                        quantity: quantity.min(cap(&sl.product)),
+                        unit_price,
+                        ..sl.clone()
+                    };
                     report.merged += 1;
                     events.push(if existed {
                         CartEvent::ItemUpdated {

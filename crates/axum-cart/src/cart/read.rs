@@ -8,6 +8,7 @@ use super::Cart;
 
 use crate::error::CartError;
 use crate::money;
+use crate::options::LineKey;
 use crate::product::{product_ref, Product, ProductRef};
 use crate::shipping::ShippingOption;
 use crate::store::{CartRecord, Snapshot};
@@ -21,10 +22,11 @@ impl Cart {
         Ok(self.snapshot().await?.lines.clone())
     }
 
-    /// One product's line, if it is in the cart.
+    /// The product's line with no options, if it is in the cart. (A line with options is
+    /// found among [`lines`](Self::lines), by its [`Line::key`].)
     pub async fn line(&self, product: &(impl Product + ?Sized)) -> Result<Option<Line>, CartError> {
-        let p = product_ref(product)?;
-        Ok(self.snapshot().await?.line(&p).cloned())
+        let key = LineKey::plain(product_ref(product)?);
+        Ok(self.snapshot().await?.line(&key).cloned())
     }
 
     /// Total units: the sum of the line quantities.
@@ -38,7 +40,7 @@ impl Cart {
             .sum())
     }
 
-    /// Distinct products.
+    /// Distinct lines (the same product with other options is another line).
     pub async fn unique_count(&self) -> Result<usize, CartError> {
         Ok(self.snapshot().await?.lines.len())
     }
@@ -48,9 +50,10 @@ impl Cart {
         Ok(self.snapshot().await?.lines.is_empty())
     }
 
-    /// Whether the product is in the cart.
+    /// Whether the product is in the cart, with or without options.
     pub async fn contains(&self, product: &(impl Product + ?Sized)) -> Result<bool, CartError> {
-        Ok(self.line(product).await?.is_some())
+        let p = product_ref(product)?;
+        Ok(self.snapshot().await?.lines.iter().any(|l| l.product == p))
     }
 
     /// Whether the cart has been checked out.

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::binding::{Decision, Lock};
-use super::write::{after_writes, check_price, set_events};
+use super::write::{after_writes, check_price, priced, set_events};
 use super::{ensure_open, Cart};
 
 use crate::discount::normalize_code;
@@ -27,8 +27,9 @@ impl Cart {
 
     /// Restores a payload into this cart, all or nothing: each line is set to the
     /// payload's quantity and price (lines not in the payload stay). Quantities must be
-    /// within the line maximum; with a catalogue, every product must exist and every price
-    /// must be the product's current price. The discount is re-applied only if it still
+    /// within the line maximum and the cart within its most lines; with a catalogue, every
+    /// product must exist, take the line's options and allow its quantity, and every price
+    /// must be the product's current price (with what the options add). The discount is re-applied only if it still
     /// exists, is valid, and the cart has none.
     pub async fn from_serializable(&mut self, payload: &CartPayload) -> Result<(), CartError> {
         let lines = self.checked_lines(payload.lines().to_vec())?;
@@ -40,7 +41,9 @@ impl Cart {
                 let p = product
                     .as_ref()
                     .ok_or_else(|| CartError::ProductNotFound(l.product.clone()))?;
-                check_price(p.price(), l.unit_price)?;
+                let extra = l.options.check(p.as_ref())?;
+                p.quantity_rule().check(&l.product, l.quantity)?;
+                check_price(priced(p.price(), extra)?, l.unit_price)?;
             }
         }
         let wanted: Vec<(ProductRef, i64)> = lines
@@ -63,10 +66,15 @@ impl Cart {
             None => None,
         };
         let now = OffsetDateTime::now_utc();
+        let max_lines = self.config().max_lines;
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
+                let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
+                if t.lines.len().saturating_add(new) > max_lines {
+                    return Err(CartError::TooManyLines { max: max_lines });
+                }
                 let events = set_events(t, &lines);
                 let mut writes: Vec<Write> = lines
                     .iter()

@@ -8,8 +8,9 @@ use super::{ensure_open, exceeds, Binding, Cart};
 use crate::error::{CartError, WRITE_ATTEMPTS};
 use crate::events::CartEvent;
 use crate::money;
+use crate::options::LineKey;
 use crate::product::{product_ref, Product, ProductRef};
-use crate::store::{AddOutcome, Snapshot, Write};
+use crate::store::{AddLimits, AddOutcome, Snapshot, Write};
 use crate::types::{AddOptions, Line, BATCH_LIMIT};
 
 impl Cart {
@@ -29,7 +30,12 @@ impl Cart {
             .await
     }
 
-    /// [`add`](Self::add) with price validation and/or an inventory check.
+    /// [`add`](Self::add) with line options, price validation and/or an inventory check.
+    ///
+    /// The options are checked against [`Product::options`]
+    /// ([`CartError::InvalidOptions`]), the quantity against [`Product::quantity_rule`]
+    /// ([`CartError::QuantityRule`]), and a new line against the cart's most lines
+    /// ([`CartError::TooManyLines`]).
     pub async fn add_with(
         &mut self,
         product: &dyn Product,
@@ -43,19 +49,26 @@ impl Cart {
             ));
         }
         let unit_price = money::unit_price(unit_price)?;
+        let pref = product_ref(product)?;
+        let extra = options.options.check(product)?;
         if options.validate_price {
-            check_price(product.price(), unit_price)?;
+            check_price(priced(product.price(), extra)?, unit_price)?;
         }
         let max = self.config().line_limit();
         if quantity > max {
             return Err(exceeds(max));
         }
-        let pref = product_ref(product)?;
+        let rule = product.quantity_rule();
+        if rule.max.is_some_and(|m| quantity > m) || quantity % rule.step != 0 {
+            rule.check(&pref, quantity)?;
+        }
         if let Binding::Closed(_) = self.binding() {
             return Err(CartError::CheckedOut);
         }
+        let line = Line::new(pref, quantity, unit_price).with_options(options.options);
         // With no checker configured everything is in stock: no question, no query.
-        if options.check_inventory && self.config().inventory.is_some() {
+        let ask_stock = options.check_inventory && self.config().inventory.is_some();
+        if ask_stock || quantity < rule.min {
             // The quantity the line will really have: read the cart (one query), so a
             // session id of a cart that is checked out or gone counts as no line at all.
             let existing = match self.binding() {
@@ -65,15 +78,22 @@ impl Cart {
                     self.invalidate(binding);
                     let snap = self.snapshot().await?;
                     match self.binding() {
-                        Binding::Open(_) => snap.line(&pref).map_or(0, |l| l.quantity),
+                        Binding::Open(_) => snap.same_line(&line).map_or(0, |l| l.quantity),
                         _ => 0,
                     }
                 }
             };
             let wanted = existing.saturating_add(quantity);
-            self.check_stock(&pref, Some(product), wanted).await?;
+            rule.check(&line.product, wanted)?;
+            if ask_stock {
+                self.check_stock(&line.product, Some(product), wanted)
+                    .await?;
+            }
         }
-        let line = Line::new(pref, quantity, unit_price);
+        let limits = AddLimits {
+            quantity: rule.max.map_or(max, |m| m.min(max)),
+            lines: self.config().max_lines,
+        };
         for attempt in 1..=WRITE_ATTEMPTS {
             let binding = self.binding();
             let cart_id = match binding {
@@ -86,7 +106,7 @@ impl Cart {
                 .inner
                 .store
                 .backend
-                .add(cart_id, &line, max)
+                .add(cart_id, &line, limits)
                 .await;
             let outcome = match outcome {
                 Err(e) => {
@@ -106,7 +126,17 @@ impl Cart {
                     }]);
                     return Ok(line);
                 }
-                AddOutcome::Exceeded => return Err(exceeds(max)),
+                AddOutcome::Exceeded => {
+                    return Err(match rule.max {
+                        Some(m) if m < max => rule.above(&line.product).unwrap_or(exceeds(max)),
+                        _ => exceeds(max),
+                    })
+                }
+                AddOutcome::TooManyLines => {
+                    return Err(CartError::TooManyLines {
+                        max: self.config().max_lines,
+                    })
+                }
                 AddOutcome::CheckedOut => match binding {
                     Binding::Unverified(_) => self.invalidate(Binding::None),
                     _ => {
@@ -123,7 +153,8 @@ impl Cart {
         Err(CartError::CheckedOut)
     }
 
-    /// Sets a line's quantity (0 removes it) and, if given, its unit price.
+    /// Sets the quantity (0 removes it) and, if given, the unit price of the product's
+    /// line with no options. See [`update_line`](Self::update_line) for a line with options.
     pub async fn update(
         &mut self,
         product: &dyn Product,
@@ -137,6 +168,8 @@ impl Cart {
     /// [`update`](Self::update) with the checks of [`AddOptions`]: `validate_price` compares
     /// a given unit price with [`Product::price`] (PRICE-04: only when a price is given), and
     /// `check_inventory` asks the inventory checker for the new quantity (when it is above 0).
+    /// [`AddOptions::options`] names the line with those options. A quantity above 0 must
+    /// keep the product's [`Product::quantity_rule`].
     pub async fn update_with(
         &mut self,
         product: &dyn Product,
@@ -144,35 +177,83 @@ impl Cart {
         unit_price: Option<Decimal>,
         options: AddOptions,
     ) -> Result<Line, CartError> {
+        let pref = product_ref(product)?;
+        let key = LineKey::new(pref, &options.options);
+        self.set_quantity(&key, Some(product), quantity, unit_price, &options)
+            .await
+    }
+
+    /// Sets the quantity of the line with this key (0 removes it): how the bundled router
+    /// changes a line, with or without options. The product's quantity rule (and, with
+    /// `check_inventory`, the stock) is asked of the catalogue's product, when the
+    /// catalogue has it.
+    pub async fn update_line(
+        &mut self,
+        key: &LineKey,
+        quantity: i64,
+        options: AddOptions,
+    ) -> Result<Line, CartError> {
+        let product = match quantity > 0 && self.config().catalog.is_some() {
+            true => self
+                .catalog_products(std::slice::from_ref(key.product()))
+                .await?
+                .pop()
+                .flatten(),
+            false => None,
+        };
+        let asked: Option<&dyn Product> = product.as_deref().map(|p| p as &dyn Product);
+        self.set_quantity(key, asked, quantity, None, &options)
+            .await
+    }
+
+    async fn set_quantity(
+        &mut self,
+        key: &LineKey,
+        product: Option<&dyn Product>,
+        quantity: i64,
+        unit_price: Option<Decimal>,
+        options: &AddOptions,
+    ) -> Result<Line, CartError> {
         if quantity < 0 {
             return Err(CartError::InvalidQuantity(
                 "Quantity cannot be negative.".into(),
             ));
         }
         let unit_price = unit_price.map(money::unit_price).transpose()?;
-        if let (true, Some(given)) = (options.validate_price, unit_price) {
-            check_price(product.price(), given)?;
-        }
         let max = self.config().line_limit();
         if quantity > max {
             return Err(exceeds(max));
         }
-        let pref = product_ref(product)?;
-        if options.check_inventory && quantity > 0 {
-            self.check_stock(&pref, Some(product), quantity).await?;
+        if let (true, Some(given), Some(product)) = (options.validate_price, unit_price, product) {
+            let extra = options.options.check(product)?;
+            check_price(priced(product.price(), extra)?, given)?;
+        }
+        if quantity > 0 {
+            if let Some(product) = product {
+                product.quantity_rule().check(key.product(), quantity)?;
+            }
+            if options.check_inventory {
+                let asked: &dyn Product = product.unwrap_or(key.product());
+                self.check_stock(key.product(), Some(asked), quantity)
+                    .await?;
+            }
         }
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
                 let old = t
-                    .line(&pref)
-                    .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
-                let line = Line::new(pref.clone(), quantity, unit_price.unwrap_or(old.unit_price));
+                    .line(key)
+                    .ok_or_else(|| CartError::ItemDoesNotExist(key.clone()))?;
+                let line = Line {
+                    quantity,
+                    unit_price: unit_price.unwrap_or(old.unit_price),
+                    ..old.clone()
+                };
                 if quantity == 0 {
                     let delete = Write::Delete {
                         cart: t.id,
-                        product: pref.clone(),
+                        key: key.clone(),
                     };
                     Ok(Decision::new(vec![delete], (old.clone(), true)))
                 } else {
@@ -186,7 +267,7 @@ impl Cart {
             .await?;
         let (line, deleted) = done
             .outcome
-            .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+            .ok_or_else(|| CartError::ItemDoesNotExist(key.clone()))?;
         if let Some(cart_id) = done.cart {
             self.carts.emit(vec![CartEvent::ItemUpdated {
                 cart_id,
@@ -197,27 +278,38 @@ impl Cart {
         Ok(line)
     }
 
-    /// Removes a product's line.
+    /// Removes the product's line with no options. See [`remove_line`](Self::remove_line)
+    /// for a line with options.
     pub async fn remove(&mut self, product: &(impl Product + ?Sized)) -> Result<(), CartError> {
-        let pref = product_ref(product)?;
+        let key = LineKey::plain(product_ref(product)?);
+        self.remove_line(&key).await
+    }
+
+    /// Removes the line with this key.
+    pub async fn remove_line(&mut self, key: &LineKey) -> Result<(), CartError> {
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
-                t.line(&pref)
-                    .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
-                Ok(Decision::writes(vec![Write::Delete {
-                    cart: t.id,
-                    product: pref.clone(),
-                }]))
+                let old = t
+                    .line(key)
+                    .ok_or_else(|| CartError::ItemDoesNotExist(key.clone()))?;
+                Ok(Decision::new(
+                    vec![Write::Delete {
+                        cart: t.id,
+                        key: key.clone(),
+                    }],
+                    old.clone(),
+                ))
             })
             .await?;
-        let cart_id = done
-            .cart
-            .ok_or_else(|| CartError::ItemDoesNotExist(pref.clone()))?;
+        let (Some(cart_id), Some(old)) = (done.cart, done.outcome) else {
+            return Err(CartError::ItemDoesNotExist(key.clone()));
+        };
         self.carts.emit(vec![CartEvent::ItemRemoved {
             cart_id,
-            product: pref,
+            product: old.product,
+            options: old.options,
         }]);
         Ok(())
     }
@@ -246,9 +338,11 @@ impl Cart {
     }
 
     /// Writes several lines at once, all or nothing. Each line is set to the given
-    /// quantity and price (an existing line is replaced, not increased); a product given
-    /// twice is one line, the last one given. With an inventory checker configured, every
-    /// line's quantity is checked first.
+    /// quantity and price (an existing line is replaced, not increased); a line given
+    /// twice (same product and options) is one line, the last one given. With a catalogue,
+    /// each line's options and quantity are checked against its product (a product the
+    /// catalogue does not know is written as given); with an inventory checker, every
+    /// line's quantity is checked first. The cart may not pass its most lines.
     pub async fn add_bulk(
         &mut self,
         lines: impl IntoIterator<Item = Line>,
@@ -261,11 +355,31 @@ impl Cart {
             .iter()
             .map(|l| (l.product.clone(), l.quantity))
             .collect();
-        self.check_stock_of(&wanted, None).await?;
+        let products = match self.config().catalog.is_some() {
+            true => {
+                let refs: Vec<ProductRef> = wanted.iter().map(|(p, _)| p.clone()).collect();
+                Some(self.catalog_products(&refs).await?)
+            }
+            false => None,
+        };
+        for (line, product) in lines.iter().zip(products.iter().flatten()) {
+            if let Some(product) = product {
+                line.options.check(product.as_ref())?;
+                product
+                    .quantity_rule()
+                    .check(&line.product, line.quantity)?;
+            }
+        }
+        self.check_stock_of(&wanted, products.as_deref()).await?;
+        let max_lines = self.config().max_lines;
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_open(t)?;
+                let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
+                if t.lines.len().saturating_add(new) > max_lines {
+                    return Err(CartError::TooManyLines { max: max_lines });
+                }
                 let writes = lines
                     .iter()
                     .map(|l| Write::Upsert {
@@ -323,11 +437,23 @@ pub(super) fn check_price(expected: Option<Decimal>, given: Decimal) -> Result<(
     }
 }
 
-/// One line per product, the last one given winning, in the order products first appear.
+/// `price + extra` (what the options add), `None` for a product with no price.
+pub(super) fn priced(price: Option<Decimal>, extra: Decimal) -> Result<Option<Decimal>, CartError> {
+    price
+        .map(|p| {
+            p.checked_add(extra).ok_or_else(|| {
+                CartError::InvalidPrice("The price with options is too large.".into())
+            })
+        })
+        .transpose()
+}
+
+/// One line per product and options, the last one given winning, in the order lines first
+/// appear.
 pub(super) fn dedupe(lines: Vec<Line>) -> Vec<Line> {
     let mut out: Vec<Line> = Vec::with_capacity(lines.len());
     for line in lines {
-        match out.iter_mut().find(|l| l.product == line.product) {
+        match out.iter_mut().find(|l| l.same_line(&line)) {
             Some(existing) => *existing = line,
             None => out.push(line),
         }
@@ -340,7 +466,7 @@ pub(super) fn dedupe(lines: Vec<Line>) -> Vec<Line> {
 pub(super) fn set_events(target: &Snapshot, lines: &[Line]) -> Vec<CartEvent> {
     lines
         .iter()
-        .map(|l| match target.line(&l.product) {
+        .map(|l| match target.same_line(l) {
             Some(_) => CartEvent::ItemUpdated {
                 cart_id: target.id,
                 line: l.clone(),
@@ -359,13 +485,11 @@ pub(super) fn after_writes(lines: &[Line], writes: &[Write]) -> Vec<Line> {
     let mut after = lines.to_vec();
     for w in writes {
         match w {
-            Write::Upsert { line, .. } => {
-                match after.iter_mut().find(|x| x.product == line.product) {
-                    Some(x) => *x = line.clone(),
-                    None => after.push(line.clone()),
-                }
-            }
-            Write::Delete { product, .. } => after.retain(|x| &x.product != product),
+            Write::Upsert { line, .. } => match after.iter_mut().find(|x| x.same_line(line)) {
+                Some(x) => *x = line.clone(),
+                None => after.push(line.clone()),
+            },
+            Write::Delete { key, .. } => after.retain(|x| x.key() != *key),
             Write::Clear { .. } => after.clear(),
             _ => {}
         }
@@ -407,7 +531,7 @@ mod tests {
             },
             Write::Delete {
                 cart,
-                product: ProductRef::new("b", 1).expect("b"),
+                key: LineKey::plain(ProductRef::new("b", 1).expect("b")),
             },
             Write::Upsert {
                 cart,

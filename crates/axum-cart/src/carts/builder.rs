@@ -13,7 +13,7 @@ use crate::product::Catalog;
 use crate::shipping::{FreeShipping, ShippingCalculator};
 use crate::store::Store;
 use crate::tax::{NoTax, TaxCalculator};
-use crate::types::QUANTITY_LIMIT;
+use crate::types::{DEFAULT_MAX_LINES, QUANTITY_LIMIT};
 
 /// Builds a [`Carts`]: the store plus every optional setting.
 ///
@@ -48,6 +48,7 @@ impl CartsBuilder {
                 inventory: None,
                 catalog: None,
                 max_quantity_per_item: None,
+                max_lines: DEFAULT_MAX_LINES,
                 min_order_amount: None,
                 cart_url: "/cart".to_owned(),
                 currency_symbol: "$".to_owned(),
@@ -96,6 +97,22 @@ impl CartsBuilder {
             "max_quantity_per_item must be between 1 and {QUANTITY_LIMIT}, got {max}"
         );
         self.config.max_quantity_per_item = Some(max);
+        self
+    }
+
+    /// The most lines one cart may hold (500 by default): an add of a new line to a full
+    /// cart is refused with [`CartError::TooManyLines`](crate::CartError::TooManyLines), and
+    /// so is a bulk add or restore that would pass it. A merge at login never drops a line,
+    /// so it may leave a cart above it.
+    ///
+    /// # Panics
+    /// If `max` is 0 or above 100,000: a configuration error, found at start-up.
+    pub fn max_lines(mut self, max: usize) -> Self {
+        assert!(
+            (1..=100_000).contains(&max),
+            "max_lines must be between 1 and 100000, got {max}"
+        );
+        self.config.max_lines = max;
         self
     }
 

@@ -9,6 +9,7 @@ use axum::RequestExt;
 use serde_json::Value;
 
 use crate::http::respond::{ErrorResponse, Problem, Reply};
+use crate::LineOptions;
 
 /// The fields of a request body: an HTML form (`application/x-www-form-urlencoded`), a JSON
 /// object, or nothing (an empty body, whatever its type). An extractor whose rejection is
@@ -146,8 +147,42 @@ impl Fields {
         }
     }
 
+    /// The line options: form fields `option.<name>=<value>`, or a JSON `"options"` object
+    /// of strings (`null` is none).
+    pub(crate) fn options(&self) -> Result<LineOptions, Problem> {
+        let invalid = |m: &str| Problem::new(StatusCode::BAD_REQUEST, "invalid_options", m);
+        let pairs: Vec<(&str, &str)> = match self {
+            Fields::Empty => Vec::new(),
+            Fields::Form(pairs) => pairs
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("option.")?, v.as_str())))
+                .collect(),
+            Fields::Json(map) => match map.get("options") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Object(options)) => {
+                    let mut pairs = Vec::with_capacity(options.len());
+                    for (name, value) in options {
+                        let Value::String(value) = value else {
+                            return Err(invalid(
+                                "Each option's value must be a string, such as {\"size\": \"L\"}.",
+                            ));
+                        };
+                        pairs.push((name.as_str(), value.as_str()));
+                    }
+                    pairs
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        "\"options\" must be an object of strings, such as {\"size\": \"L\"}.",
+                    ))
+                }
+            },
+        };
+        Ok(LineOptions::from_pairs(pairs)?)
+    }
+
     /// The `quantity` field, if given.
-    fn quantity(&self) -> Result<Option<i64>, Problem> {
+    pub(crate) fn quantity(&self) -> Result<Option<i64>, Problem> {
         let Fields::Json(map) = self else {
             return self
                 .text("quantity")
@@ -321,6 +356,39 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn options_from_forms_and_json() {
+        let options = |content_type: &str, body: &str| {
+            Fields::parse(content_type, body.as_bytes())
+                .and_then(|f| f.options())
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|p| p.code)
+        };
+        assert_eq!(
+            options(FORM, "quantity=1&option.size=L&option.+grind+=fine&other=x"),
+            Ok(vec!["grind=fine".to_owned(), "size=L".to_owned()])
+        );
+        assert_eq!(options(FORM, "quantity=1"), Ok(vec![]));
+        assert_eq!(
+            options(JSON, r#"{"options": {"size": "L"}}"#),
+            Ok(vec!["size=L".to_owned()])
+        );
+        assert_eq!(options(JSON, r#"{"options": null}"#), Ok(vec![]));
+        assert_eq!(
+            options(JSON, r#"{"options": {"size": 1}}"#),
+            Err("invalid_options")
+        );
+        assert_eq!(
+            options(JSON, r#"{"options": ["L"]}"#),
+            Err("invalid_options")
+        );
+        assert_eq!(options(FORM, "option.bad%21=1"), Err("invalid_options"));
     }
 
     #[test]

@@ -32,12 +32,15 @@ pub fn http_status(err: &CartError) -> StatusCode {
         | CartError::InvalidPrice(_)
         | CartError::InvalidProduct(_)
         | CartError::PriceMismatch { .. }
+        | CartError::InvalidOptions(_)
+        | CartError::QuantityRule { .. }
         | CartError::InvalidPayload(_)
         | CartError::MergeIntoSelf => StatusCode::BAD_REQUEST,
         CartError::ItemDoesNotExist(_) | CartError::ProductNotFound(_) => StatusCode::NOT_FOUND,
         CartError::InsufficientStock { .. } | CartError::CheckedOut => StatusCode::CONFLICT,
         CartError::InvalidDiscount(_)
         | CartError::MinimumOrderNotMet { .. }
+        | CartError::TooManyLines { .. }
         | CartError::EmptyCart => StatusCode::UNPROCESSABLE_ENTITY,
         CartError::Unavailable(_)
         | CartError::SessionUnavailable(_)

@@ -12,8 +12,8 @@ use super::driver::{is_unique_error, Dialect, Stmt};
 use super::locked::{apply, read_locked, set_key};
 use super::sql::{discount_in_use, list_sql, user_page_sql};
 use super::{
-    duplicate_code, now_epoch, AddOutcome, Backend, CartFilter, CartRecord, DiscountChange, Locked,
-    Plan, Snapshot, Write, WriteOutcome, WriteRequest,
+    duplicate_code, now_epoch, AddLimits, AddOutcome, Backend, CartFilter, CartRecord,
+    DiscountChange, Locked, Plan, Snapshot, Write, WriteOutcome, WriteRequest,
 };
 use crate::{CartError, CartId, Discount, Line};
 
@@ -77,7 +77,12 @@ impl<D: Dialect> Backend for SqlBackend<D> {
         D::load(self, id).await
     }
 
-    async fn add(&self, cart: CartId, line: &Line, max: i64) -> Result<AddOutcome, CartError> {
+    async fn add(
+        &self,
+        cart: CartId,
+        line: &Line,
+        max: AddLimits,
+    ) -> Result<AddOutcome, CartError> {
         D::add(self, cart, line, max).await
     }
 

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use super::driver::Dialect;
 use super::{CartRecord, Snapshot};
 use crate::discount::from_epoch;
-use crate::{CartError, CartId, Discount, DiscountKind, Line, ProductRef};
+use crate::{CartError, CartId, Discount, DiscountKind, Line, LineOptions, ProductRef};
 
 /// Column access by position; money is integer cents on SQLite, NUMERIC elsewhere.
 pub(crate) trait RowExt {
@@ -94,9 +94,9 @@ pub(crate) fn decode_discount<R: RowExt>(
     }))
 }
 
-/// Decodes a line from (kind, id, quantity, unit_price) at `at`; `None` if kind is NULL,
-/// and `None` (reported in the log) for a stored line whose product is not valid: one bad
-/// row must not make the whole cart unreadable.
+/// Decodes a line from (kind, id, quantity, unit_price, options) at `at`; `None` if kind is
+/// NULL, and `None` (reported in the log) for a stored line whose product or options are
+/// not valid: one bad row must not make the whole cart unreadable.
 pub(crate) fn decode_line<R: RowExt>(row: &R, at: usize) -> Result<Option<Line>, CartError> {
     let Some(kind) = row.text_opt(at)? else {
         return Ok(None);
@@ -105,11 +105,14 @@ pub(crate) fn decode_line<R: RowExt>(row: &R, at: usize) -> Result<Option<Line>,
         skipped_line(&kind);
         return Ok(None);
     };
-    Ok(Some(Line::new(
-        product,
-        row.int(at + 2)?,
-        row.money(at + 3)?,
-    )))
+    let stored = row.text(at + 4)?;
+    let Some(options) = LineOptions::from_db(&stored) else {
+        skipped_line(&stored);
+        return Ok(None);
+    };
+    Ok(Some(
+        Line::new(product, row.int(at + 2)?, row.money(at + 3)?).with_options(options),
+    ))
 }
 
 /// Folds the rows of the one-statement cart load (cart, discount, line columns).
@@ -127,8 +130,8 @@ pub(crate) fn fold_snapshot<R: RowExt>(rows: &[R]) -> Result<Option<Snapshot>, C
     Ok(Some(snap))
 }
 
-/// Reports a stored line that cannot be a cart line (its product kind is not valid): it is
-/// left out of the cart, and the schema refuses new ones.
+/// Reports a stored line that cannot be a cart line (its product kind or its options are
+/// not valid): it is left out of the cart, and the schema refuses new ones.
 pub(crate) fn skipped_line(what: &str) {
     let shown: String = what.chars().take(60).collect();
     tracing::warn!(

@@ -15,7 +15,7 @@ use sqlx::{Arguments, ColumnIndex, Database, Decode, Encode, Executor, IntoArgum
 use super::common::SqlBackend;
 use super::decode::RowExt;
 use super::sql::{spelled, Spelling, Val};
-use super::{AddOutcome, Snapshot};
+use super::{AddLimits, AddOutcome, Snapshot};
 use crate::{CartError, CartId, Line};
 
 /// A boxed, sendable future of a sqlx result.
@@ -139,7 +139,7 @@ pub(crate) trait Dialect: Driver + Sync {
         store: &SqlBackend<Self>,
         cart: CartId,
         line: &Line,
-        max: i64,
+        max: AddLimits,
     ) -> Result<AddOutcome, CartError> {
         super::locked::upsert_add(store, cart, line, max).await
     }

@@ -5,7 +5,7 @@ use super::common::SqlBackend;
 use super::decode::{decode_cart, decode_discount, decode_line, fold_snapshot, RowExt};
 use super::driver::{is_checked_out_error, is_fk_error, Dialect, Stmt};
 use super::sql::CART_COLUMNS;
-use super::{now_epoch, used_up, AddOutcome, Snapshot, Write};
+use super::{now_epoch, used_up, AddLimits, AddOutcome, Snapshot, Write};
 use crate::{CartError, CartId, Line};
 
 /// The cart, its discount and its lines in one statement, one row per line.
@@ -17,7 +17,7 @@ pub(crate) async fn joined_load<D: Dialect>(
     let sql = format!(
         "SELECT {CART_COLUMNS}, d.id, d.code, d.discount_type, d.{}, d.{}, d.max_uses, \
          d.current_uses, d.active, d.valid_from, d.valid_until, \
-         i.product_kind, i.product_id, i.quantity, i.{} \
+         i.product_kind, i.product_id, i.quantity, i.{}, i.options \
          FROM cart_carts c \
          LEFT JOIN cart_discounts d ON d.id = c.discount_id \
          LEFT JOIN cart_items i ON i.cart_id = c.id \
@@ -30,47 +30,132 @@ pub(crate) async fn joined_load<D: Dialect>(
 }
 
 /// Adds to a line with `ON CONFLICT … DO UPDATE … WHERE … RETURNING`: one statement,
-/// which returns no row when the maximum would be passed.
+/// which returns no row when the maximum would be passed, or when the line is new and the
+/// cart already has its most lines (the insert selects nothing then).
 pub(crate) async fn upsert_add<D: Dialect>(
     store: &SqlBackend<D>,
     cart: CartId,
     line: &Line,
-    max: i64,
+    max: AddLimits,
 ) -> Result<AddOutcome, CartError> {
     let price = D::SQL.price;
     let sql = format!(
-        "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {price}) \
-         VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (cart_id, product_kind, product_id) DO UPDATE \
+        "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {price}, \
+         options, options_key) \
+         SELECT ?, ?, ?, ?, ?, ?, ? WHERE {ROOM} \
+         ON CONFLICT (cart_id, product_kind, product_id, options_key) DO UPDATE \
          SET quantity = cart_items.quantity + excluded.quantity, {price} = excluded.{price} \
          WHERE cart_items.quantity + excluded.quantity <= ? \
          RETURNING quantity"
     );
+    let stored = Stored::of(line);
     let mut conn = store.writer()?.acquire().await?;
-    let result = line_stmt::<D>(&sql, cart, line)
-        .bind(max)
-        .int(&mut conn)
-        .await;
+    let result = room_stmt::<D>(
+        line_stmt::<D>(&sql, cart, line, &stored),
+        cart,
+        line,
+        &stored,
+        max,
+    )
+    .bind(max.quantity)
+    .int(&mut conn)
+    .await;
     if result.is_ok() {
         D::after_write(store, &mut conn).await;
     }
     match result {
         Ok(Some(quantity)) => Ok(AddOutcome::Added { quantity }),
-        Ok(None) => Ok(AddOutcome::Exceeded),
+        Ok(None) => refused_add::<D>(&mut conn, cart, line, &stored).await,
         Err(e) if is_checked_out_error::<D>(&e) => Ok(AddOutcome::CheckedOut),
         Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
         Err(e) => Err(e.into()),
     }
 }
 
-/// An insert of a line (cart, kind, id, quantity, price), with its values bound.
-pub(crate) fn line_stmt<'a, D: Dialect>(sql: &str, cart: CartId, line: &'a Line) -> Stmt<'a, D> {
+/// The condition of an add's insert: the line exists, or the cart has room for one more
+/// (cart, kind, id, options key, cart, most lines).
+pub(crate) const ROOM: &str = "(EXISTS (SELECT 1 FROM cart_items WHERE cart_id = ? \
+     AND product_kind = ? AND product_id = ? AND options_key = ?) \
+     OR (SELECT COUNT(*) FROM cart_items WHERE cart_id = ?) < ?)";
+
+/// Binds the values of [`ROOM`].
+pub(crate) fn room_stmt<'a, D: Dialect>(
+    stmt: Stmt<'a, D>,
+    cart: CartId,
+    line: &'a Line,
+    stored: &'a Stored,
+    max: AddLimits,
+) -> Stmt<'a, D> {
+    stmt.bind(cart.get())
+        .bind(line.product.kind())
+        .bind(line.product.id())
+        .bind(stored.key.as_str())
+        .bind(cart.get())
+        .bind(max.lines_bound())
+}
+
+/// Why an add wrote nothing: the cart is gone or checked out, the line would pass its
+/// maximum, or the line is new and the cart is full. Read after the fact (the rare path).
+pub(crate) async fn refused_add<D: Dialect>(
+    conn: &mut D::Connection,
+    cart: CartId,
+    line: &Line,
+    stored: &Stored,
+) -> Result<AddOutcome, CartError> {
+    let row = Stmt::<D>::new(
+        "SELECT c.checked_out, (SELECT COUNT(*) FROM cart_items i WHERE i.cart_id = c.id \
+         AND i.product_kind = ? AND i.product_id = ? AND i.options_key = ?) \
+         FROM cart_carts c WHERE c.id = ?",
+    )
+    .bind(line.product.kind())
+    .bind(line.product.id())
+    .bind(stored.key.as_str())
+    .bind(cart.get())
+    .one(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(AddOutcome::Gone);
+    };
+    Ok(if row.flag(0)? {
+        AddOutcome::CheckedOut
+    } else if row.int(1)? > 0 {
+        AddOutcome::Exceeded
+    } else {
+        AddOutcome::TooManyLines
+    })
+}
+
+/// A line's options as the schema stores them: the JSON text and its key.
+pub(crate) struct Stored {
+    pub text: String,
+    pub key: String,
+}
+
+impl Stored {
+    pub(crate) fn of(line: &Line) -> Stored {
+        Stored {
+            text: line.options.to_db(),
+            key: line.options.digest(),
+        }
+    }
+}
+
+/// An insert of a line (cart, kind, id, quantity, price, options, options key), with its
+/// values bound.
+pub(crate) fn line_stmt<'a, D: Dialect>(
+    sql: &str,
+    cart: CartId,
+    line: &'a Line,
+    stored: &'a Stored,
+) -> Stmt<'a, D> {
     Stmt::new(sql)
         .bind(cart.get())
         .bind(line.product.kind())
         .bind(line.product.id())
         .bind(line.quantity)
         .bind(line.unit_price)
+        .bind(stored.text.as_str())
+        .bind(stored.key.as_str())
 }
 
 /// Reads one cart of a locked write, locking its row (and its discount's with
@@ -98,8 +183,8 @@ pub(crate) async fn read_locked<D: Dialect>(
         };
     }
     let lines = format!(
-        "SELECT product_kind, product_id, quantity, {} FROM cart_items WHERE cart_id = ? \
-         ORDER BY id{}",
+        "SELECT product_kind, product_id, quantity, {}, options FROM cart_items \
+         WHERE cart_id = ? ORDER BY id{}",
         s.price, s.share_lock
     );
     for r in &Stmt::<D>::new(lines).bind(id.get()).all(conn).await? {
@@ -117,22 +202,29 @@ pub(crate) async fn apply<D: Dialect>(
 ) -> Result<(), CartError> {
     let s = &D::SQL;
     let now = now_epoch();
+    let stored;
     let stmt = match write {
         Write::Upsert { cart, line } => {
             let sql = format!(
-                "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {}) \
-                 VALUES (?, ?, ?, ?, ?) {}",
+                "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {}, \
+                 options, options_key) VALUES (?, ?, ?, ?, ?, ?, ?) {}",
                 s.price,
-                s.upsert("cart_id, product_kind, product_id", &["quantity", s.price])
+                s.upsert(
+                    "cart_id, product_kind, product_id, options_key",
+                    &["quantity", s.price]
+                )
             );
-            line_stmt::<D>(&sql, *cart, line)
+            stored = Stored::of(line);
+            line_stmt::<D>(&sql, *cart, line, &stored)
         }
-        Write::Delete { cart, product } => Stmt::new(
-            "DELETE FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ?",
+        Write::Delete { cart, key } => Stmt::new(
+            "DELETE FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ? \
+             AND options_key = ?",
         )
         .bind(cart.get())
-        .bind(product.kind())
-        .bind(product.id()),
+        .bind(key.product().kind())
+        .bind(key.product().id())
+        .bind(key.digest()),
         Write::Clear { cart } => {
             Stmt::new("DELETE FROM cart_items WHERE cart_id = ?").bind(cart.get())
         }

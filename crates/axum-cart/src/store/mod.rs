@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 
 use crate::discount::from_epoch;
-use crate::{CartError, CartId, Discount, DiscountRefusal, Line, ProductRef};
+use crate::{CartError, CartId, Discount, DiscountRefusal, Line, LineKey};
 
 /// The database holding the carts: SQLite (embedded default), PostgreSQL or MySQL/MariaDB.
 ///
@@ -175,8 +175,14 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn line(&self, product: &ProductRef) -> Option<&Line> {
-        self.lines.iter().find(|l| &l.product == product)
+    /// The line with this key (product and options).
+    pub(crate) fn line(&self, key: &LineKey) -> Option<&Line> {
+        self.lines.iter().find(|l| l.key() == *key)
+    }
+
+    /// The line that is the same line as `line` (same product and options).
+    pub(crate) fn same_line(&self, line: &Line) -> Option<&Line> {
+        self.lines.iter().find(|l| l.same_line(line))
     }
 
     pub(crate) fn record(&self) -> CartRecord {
@@ -192,6 +198,20 @@ impl Snapshot {
     }
 }
 
+/// The bounds of one `add`: the line's most units, the cart's most lines.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AddLimits {
+    pub quantity: i64,
+    pub lines: usize,
+}
+
+impl AddLimits {
+    /// The most lines, as a bound value.
+    pub(crate) fn lines_bound(&self) -> i64 {
+        i64::try_from(self.lines).unwrap_or(i64::MAX)
+    }
+}
+
 /// What `add` did.
 #[derive(Debug)]
 pub(crate) enum AddOutcome {
@@ -199,6 +219,8 @@ pub(crate) enum AddOutcome {
     Added { quantity: i64 },
     /// The existing quantity plus the new one would exceed the maximum; nothing changed.
     Exceeded,
+    /// The line is new and the cart already has the most lines it may have; nothing changed.
+    TooManyLines,
     /// The cart is checked out; nothing changed.
     CheckedOut,
     /// The cart row no longer exists; nothing changed.
@@ -211,7 +233,7 @@ pub(crate) enum Write {
     /// Insert the line or set its quantity and price.
     Upsert { cart: CartId, line: Line },
     /// Delete one line.
-    Delete { cart: CartId, product: ProductRef },
+    Delete { cart: CartId, key: LineKey },
     /// Delete every line.
     Clear { cart: CartId },
     /// Attach or detach a discount.
@@ -270,7 +292,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn load(&self, id: CartId) -> Result<Option<Snapshot>, CartError>;
     /// Adds `line.quantity` to the line: one atomic statement, refused if the result would
     /// exceed `max`.
-    async fn add(&self, cart: CartId, line: &Line, max: i64) -> Result<AddOutcome, CartError>;
+    async fn add(&self, cart: CartId, line: &Line, max: AddLimits)
+        -> Result<AddOutcome, CartError>;
     /// Creates an empty cart row, or finds the one that already holds `key` (a concurrent
     /// request of the same session created it). `true` when this call created it.
     async fn create_cart(&self, key: Option<&str>) -> Result<(CartId, bool), CartError>;

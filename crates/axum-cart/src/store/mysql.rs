@@ -10,15 +10,18 @@ use sqlx::{Arguments, MySql, Row};
 
 use super::common::SqlBackend;
 use super::driver::{is_checked_out_error, is_fk_error, Dialect, Stmt};
-use super::locked::line_stmt;
+use super::locked::{line_stmt, refused_add, Stored};
 use super::sql::{Spelling, Upsert};
-use super::{migrator, AddOutcome};
+use super::{migrator, AddLimits, AddOutcome};
 use crate::{CartError, CartId, Line};
 
 /// MySQL has no `DO UPDATE … WHERE`: past the maximum the quantity is set to 0, which the
-/// `cart_items_quantity` CHECK refuses, so the whole statement fails and nothing changes.
-const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price) \
-     VALUES (?, ?, ?, ?, ?) \
+/// `cart_items_quantity` CHECK refuses, so the whole statement fails and nothing changes. A
+/// new line in a full cart is refused by the guard trigger (SQLSTATE AXC03, migration
+/// 9000000000000007), which reads the cart's most lines from `max_lines` (and stores NULL)
+/// while it holds the cart row's lock: concurrent adds cannot pass the limit together.
+const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, unit_price, \
+     options, options_key, max_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
      ON DUPLICATE KEY UPDATE \
      unit_price = IF(quantity + VALUES(quantity) <= ?, VALUES(unit_price), unit_price), \
      quantity = LAST_INSERT_ID(4611686018427387904 + IF(quantity + VALUES(quantity) <= ?, quantity + VALUES(quantity), 0)) - 4611686018427387904";
@@ -27,6 +30,11 @@ const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, qu
 /// 2^62, far above any row id, so an update's report can never be mistaken for the id of an
 /// inserted row.
 const UPDATED: u64 = 1 << 62;
+
+/// The guard refused a new line: the cart has its most lines (SQLSTATE AXC03).
+fn is_full_error(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("AXC03"))
+}
 
 /// A CHECK constraint refused the write, by its error number: 3819 on MySQL, 4025 (with
 /// SQLSTATE 23000) on MariaDB, as sqlx classifies them.
@@ -90,17 +98,20 @@ impl Dialect for MySql {
         store: &SqlBackend<MySql>,
         cart: CartId,
         line: &Line,
-        max: i64,
+        max: AddLimits,
     ) -> Result<AddOutcome, CartError> {
+        let stored = Stored::of(line);
         let mut conn = store.writer()?.acquire().await?;
-        let result = line_stmt::<MySql>(ADD, cart, line)
-            .bind(max)
-            .bind(max)
+        let result = line_stmt::<MySql>(ADD, cart, line, &stored)
+            .bind(max.lines_bound())
+            .bind(max.quantity)
+            .bind(max.quantity)
             .affected(&mut conn)
             .await;
         let rows = match result {
             Ok(rows) => rows,
             Err(e) if is_checked_out_error::<MySql>(&e) => return Ok(AddOutcome::CheckedOut),
+            Err(e) if is_full_error(&e) => return Ok(AddOutcome::TooManyLines),
             Err(e) if is_fk_error(&e) => return Ok(AddOutcome::Gone),
             Err(e) if is_check_error(&e) => return Ok(AddOutcome::Exceeded),
             Err(e) => return Err(e.into()),
@@ -109,6 +120,9 @@ impl Dialect for MySql {
         // `LAST_INSERT_ID(…)` in its branch recorded the line's new quantity as this
         // statement wrote it, in this connection's own session: reading it back can never
         // see another request's units (a `SELECT quantity` could).
+        if rows == 0 {
+            return refused_add::<MySql>(&mut conn, cart, line, &stored).await;
+        }
         if rows == 1 {
             return Ok(AddOutcome::Added {
                 quantity: line.quantity,
@@ -138,7 +152,7 @@ mod tests {
         assert!(sql.contains("WHERE c.checked_out = 0 GROUP BY"));
         assert!(sql.contains("CAST(COALESCE(SUM(i.quantity), 0) AS SIGNED)"));
         assert_eq!(spelled(&MySql::SQL, ADD), ADD);
-        assert_eq!(ADD.matches('?').count(), 7);
+        assert_eq!(ADD.matches('?').count(), 10);
         assert_eq!(
             MySql::SQL.limited_delete("user_id = ?"),
             "DELETE FROM cart_carts WHERE user_id = ? ORDER BY id LIMIT ?"

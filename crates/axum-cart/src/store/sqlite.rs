@@ -21,7 +21,7 @@ use super::migrator;
 use super::sql::{Spelling, Upsert};
 use super::Snapshot;
 use crate::money::{from_cents, to_cents};
-use crate::{CartError, CartId, Line, ProductRef};
+use crate::{CartError, CartId, Line, LineOptions, ProductRef};
 
 /// Opens a SQLite database the way a web app wants it: created if missing, WAL, a busy
 /// timeout instead of "database is locked", foreign keys on.
@@ -163,14 +163,15 @@ impl Dialect for Sqlite {
 }
 
 /// The cart, its discount and its lines in one statement and ONE row: the lines are packed
-/// as `kind:id:quantity:cents;…` (kinds never contain `:` or `;`). sqlx hands SQLite rows
-/// from a worker thread one message at a time, so one row instead of one per line keeps a
-/// 100-line cart as cheap to read as a 1-line one.
+/// as `kind␟id␟quantity␟cents␟options␞…` (the ASCII unit and record separators, which
+/// neither a kind nor stored options ever contain). sqlx hands SQLite rows from a worker
+/// thread one message at a time, so one row instead of one per line keeps a 100-line cart
+/// as cheap to read as a 1-line one.
 const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, \
      d.id, d.code, d.discount_type, d.value_cents, d.min_cart_value_cents, d.max_uses, d.current_uses, \
      d.active, d.valid_from, d.valid_until, \
-     (SELECT group_concat(i.product_kind || ':' || i.product_id || ':' || i.quantity || ':' \
-             || i.unit_price_cents, ';' ORDER BY i.id) \
+     (SELECT group_concat(i.product_kind || char(31) || i.product_id || char(31) || i.quantity \
+             || char(31) || i.unit_price_cents || char(31) || i.options, char(30) ORDER BY i.id) \
       FROM cart_items i WHERE i.cart_id = c.id) \
      FROM cart_carts c \
      LEFT JOIN cart_discounts d ON d.id = c.discount_id \
@@ -179,13 +180,16 @@ const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updat
 /// Unpacks the lines of [`LOAD`].
 fn unpack_lines(packed: &str) -> Vec<Line> {
     let mut lines = Vec::new();
-    for item in packed.split(';').filter(|s| !s.is_empty()) {
-        // kind:id:quantity:cents, read from the right: a stored kind that is not valid (it
-        // may hold ':' or ';') is a skipped line, not a broken cart.
-        let mut parts = item.rsplitn(4, ':');
-        let (Some(cents), Some(qty), Some(id), Some(kind)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+    for item in packed.split('\u{1e}').filter(|s| !s.is_empty()) {
+        let mut parts = item.split('\u{1f}');
+        let (Some(kind), Some(id), Some(qty), Some(cents), Some(options), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             skipped_line(item);
             continue;
         };
@@ -193,8 +197,14 @@ fn unpack_lines(packed: &str) -> Vec<Line> {
             skipped_line(item);
             continue;
         };
+        let Some(options) = LineOptions::from_db(options) else {
+            skipped_line(item);
+            continue;
+        };
         match ProductRef::new(kind, id) {
-            Ok(product) => lines.push(Line::new(product, quantity, from_cents(cents))),
+            Ok(product) => {
+                lines.push(Line::new(product, quantity, from_cents(cents)).with_options(options))
+            }
             Err(_) => skipped_line(kind),
         }
     }
@@ -209,7 +219,17 @@ mod tests {
 
     #[test]
     fn packed_lines_unpack_and_bad_ones_are_skipped() {
-        let lines = unpack_lines("book:1:2:999;;pen:7:1:50;bad kind:3:1:1;mug:x:1:1;short");
+        let packed = [
+            "book\u{1f}1\u{1f}2\u{1f}999\u{1f}",
+            "",
+            "pen\u{1f}7\u{1f}1\u{1f}50\u{1f}{\"size\":\"L\"}",
+            "bad kind\u{1f}3\u{1f}1\u{1f}1\u{1f}",
+            "mug\u{1f}x\u{1f}1\u{1f}1\u{1f}",
+            "cup\u{1f}1\u{1f}1\u{1f}1\u{1f}{\"bad name\":\"x\"}",
+            "short",
+        ]
+        .join("\u{1e}");
+        let lines = unpack_lines(&packed);
         let got: Vec<_> = lines
             .iter()
             .map(|l| {
@@ -228,6 +248,8 @@ mod tests {
                 ("pen".to_owned(), 7, 1, Decimal::new(50, 2)),
             ]
         );
+        assert_eq!(lines[1].options.get("size"), Some("L"));
+        assert!(lines[0].options.is_empty());
         assert!(unpack_lines("").is_empty());
     }
 

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use rust_decimal::Decimal;
 
 use super::{encode, error_page, prefix, refused, render};
-use crate::product::parse_plain_int;
-use crate::{CartError, CartFilter, CartId, CartRecord, Carts, LoadedLine, ProductRef, Totals};
+use crate::{
+    AddOptions, CartError, CartFilter, CartId, CartRecord, Carts, Line, LineKey, LoadedLine, Totals,
+};
 
 /// `templates/admin/carts.html`.
 #[derive(Template)]
@@ -136,10 +137,16 @@ async fn cart_page(
     let lines = lines
         .into_iter()
         .map(|line| LineRow {
+            // The last segment is the product id, and the options' digest after a ':' for
+            // a line with options: the line key, split at its first ':'.
             path: format!(
                 "{base}/carts/{id}/lines/{}/{}",
                 encode(line.line.product.kind()),
-                line.line.product.id()
+                line.line
+                    .key()
+                    .to_string()
+                    .split_once(':')
+                    .map_or("", |(_, rest)| rest)
             ),
             line,
         })
@@ -176,20 +183,26 @@ pub(super) struct LineForm {
     unit_price: String,
 }
 
-/// The cart and product of a line URL, when the cart exists; otherwise the 404 (or the
-/// failure) to answer. A write through the facade must not create the cart.
+/// The cart and line of a line URL (`…/lines/{kind}/{product id}` or
+/// `…/lines/{kind}/{product id}:{options digest}`), when the cart exists; otherwise the 404
+/// (or the failure) to answer. A write through the facade must not create the cart.
 async fn existing_line(
     carts: &Carts,
     (id, kind, product): &(String, String, String),
-) -> Result<(CartId, ProductRef), Response> {
-    let target = CartId::parse(id)
-        .zip(parse_plain_int(product).and_then(|product| ProductRef::new(kind, product).ok()));
-    let Some((id, product)) = target else {
+) -> Result<(CartId, LineKey, Option<Line>), Response> {
+    let target = CartId::parse(id).zip(LineKey::parse(&format!("{kind}:{product}")).ok());
+    let Some((id, key)) = target else {
         return Err((StatusCode::NOT_FOUND, "No such cart line.").into_response());
     };
-    match carts.cart(id).record().await {
-        Ok(Some(_)) => Ok((id, product)),
-        Ok(None) => Err(no_cart()),
+    let cart = carts.cart(id);
+    let found = async {
+        let record = cart.record().await?;
+        let line = cart.lines().await?.into_iter().find(|l| l.key() == key);
+        Ok::<_, CartError>((record, line))
+    };
+    match found.await {
+        Ok((Some(_), line)) => Ok((id, key, line)),
+        Ok((None, _)) => Err(no_cart()),
         Err(e) => Err(error_page(&e)),
     }
 }
@@ -237,7 +250,7 @@ pub(super) async fn line_update(
     Path(target): Path<(String, String, String)>,
     form: Result<Form<LineForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (id, product) = match existing_line(&carts, &target).await {
+    let (id, key, line) = match existing_line(&carts, &target).await {
         Ok(line) => line,
         Err(res) => return res,
     };
@@ -251,7 +264,16 @@ pub(super) async fn line_update(
             return cart_page(&carts, &base, id, Some(message), StatusCode::BAD_REQUEST).await
         }
     };
-    let changed = carts.cart(id).update(&product, quantity, unit_price).await;
+    let changed = match line {
+        Some(line) => {
+            let options = AddOptions::new().options(line.options);
+            carts
+                .cart(id)
+                .update_with(&line.product, quantity, unit_price, options)
+                .await
+        }
+        None => Err(CartError::ItemDoesNotExist(key)),
+    };
     change_line(&carts, &base, id, changed.map(|_| ())).await
 }
 
@@ -261,10 +283,10 @@ pub(super) async fn line_remove(
     base: NestedPath,
     Path(target): Path<(String, String, String)>,
 ) -> Response {
-    let (id, product) = match existing_line(&carts, &target).await {
+    let (id, key, _) = match existing_line(&carts, &target).await {
         Ok(line) => line,
         Err(res) => return res,
     };
-    let removed = carts.cart(id).remove(&product).await;
+    let removed = carts.cart(id).remove_line(&key).await;
     change_line(&carts, &base, id, removed).await
 }

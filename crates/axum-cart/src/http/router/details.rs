@@ -3,16 +3,25 @@
 use askama::Template;
 use rust_decimal::Decimal;
 
-use crate::{Cart, CartBadge, CartError};
+use crate::{Cart, CartBadge, CartError, LineOptions, QuantityRule};
 
 /// One line of [`CartDetails`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct CartItem {
+    /// The line's stable key ([`LineKey`](crate::LineKey)): what
+    /// `POST /cart/lines/{line}/update` and `/remove` take.
+    pub line: String,
     /// The product kind.
     pub kind: String,
     /// The product id.
     pub id: i64,
+    /// The line's options, e.g. `{"grind": "espresso"}` (`{}` for none).
+    pub options: LineOptions,
+    /// How many units the line may hold, from the catalogue's product (no rule when the
+    /// catalogue does not have it): `{"min": 1, "max": 20, "step": 1}`, `max` `null` for
+    /// no maximum but the cart's.
+    pub quantity_rule: QuantityRule,
     /// The product's name from the catalogue (`"kind #id"` if it is gone).
     pub name: String,
     /// Units.
@@ -102,8 +111,14 @@ impl CartDetails {
         let items = lines
             .iter()
             .map(|l| CartItem {
+                line: l.line.key().to_string(),
                 kind: l.line.product.kind().to_owned(),
                 id: l.line.product.id(),
+                options: l.line.options.clone(),
+                quantity_rule: l
+                    .product
+                    .as_ref()
+                    .map_or_else(QuantityRule::new, |p| p.quantity_rule()),
                 name: l.name(),
                 quantity: l.line.quantity,
                 unit_price: l.line.unit_price,

@@ -1,26 +1,26 @@
-//! The line routes: add, update and remove a product, priced from the catalogue.
+//! The line routes: add, update and remove a line, priced from the catalogue.
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 
-use super::{Answer, CartRequest, ProductPath};
-use crate::http::body::{bad_quantity, shown};
+use super::{Answer, CartRequest, LinePath, ProductPath};
+use crate::http::body::{bad_quantity, shown, Fields};
 use crate::http::respond::Problem;
 use crate::http::Quantity;
 use crate::product::parse_plain_int;
-use crate::{AddOptions, CartError, Carts, Product, ProductRef};
+use crate::{AddOptions, Cart, CartError, Carts, LineKey, Product, ProductRef};
 
-/// `POST /cart/add/{kind}/{id}`: adds `quantity` (default 1) at the catalogue's price.
-pub(super) async fn add(
-    req: CartRequest,
-    path: ProductPath<false>,
-    Quantity(quantity): Quantity,
-) -> Answer {
+/// `POST /cart/add/{kind}/{id}`: adds `quantity` (default 1) with the given options
+/// (`option.<name>` form fields or a JSON `options` object) at the catalogue's price, plus
+/// what the options add.
+pub(super) async fn add(req: CartRequest, path: ProductPath<false>, fields: Fields) -> Answer {
     req.change(async |cart| {
-        let quantity = quantity.unwrap_or(1);
+        let quantity = fields.quantity()?.unwrap_or(1);
+        let options = fields.options()?;
         let pref = path_ref(&path, "product_not_found", "does not exist.")?;
         let product = find_product(&req.ctx.carts, &pref).await?;
+        let extra = options.check(product.as_ref())?;
         let Some(price) = product.price() else {
             return Err(Problem::new(
                 StatusCode::NOT_FOUND,
@@ -28,9 +28,14 @@ pub(super) async fn add(
                 format!("Product {pref} has no price and cannot be added."),
             ));
         };
+        let price = price.checked_add(extra).ok_or_else(|| {
+            CartError::InvalidPrice(format!(
+                "The price of {pref} with these options is too large."
+            ))
+        })?;
         // The catalogue's own product goes to the inventory checker, so it can downcast it
         // to the app's type; with no checker configured nothing is asked.
-        let options = AddOptions::new().check_inventory();
+        let options = AddOptions::new().check_inventory().options(options);
         cart.add_with(product.as_ref(), price, quantity, options)
             .await?;
         Ok(())
@@ -38,30 +43,45 @@ pub(super) async fn add(
     .await
 }
 
-/// `POST /cart/update/{kind}/{id}`: sets the quantity (required; 0 removes the line).
+/// `POST /cart/update/{kind}/{id}`: sets the quantity of the product's line without
+/// options (required; 0 removes the line).
 pub(super) async fn update(
     req: CartRequest,
     path: ProductPath<true>,
     Quantity(quantity): Quantity,
 ) -> Answer {
     req.change(async |cart| {
-        let quantity = quantity.ok_or_else(|| bad_quantity("Quantity is required."))?;
         let pref = path_ref(&path, "item_does_not_exist", "is not in this cart.")?;
-        // The stock checker gets the catalogue's own product, as on add; a product the
-        // catalogue no longer has can still be changed (or removed with 0).
-        let product = catalog_product(&req.ctx.carts, &pref).await?;
-        let asked: &dyn Product = match &product {
-            Some(p) => p.as_ref(),
-            None => &pref,
-        };
-        cart.update_with(asked, quantity, None, AddOptions::new().check_inventory())
-            .await?;
-        Ok(())
+        set_quantity(cart, &LineKey::plain(pref), quantity).await
     })
     .await
 }
 
-/// `POST /cart/remove/{kind}/{id}`: removes the line.
+/// `POST /cart/lines/{line}/update`: sets the quantity of the line with this key.
+pub(super) async fn update_line(
+    req: CartRequest,
+    path: LinePath,
+    Quantity(quantity): Quantity,
+) -> Answer {
+    req.change(async |cart| set_quantity(cart, &path.key()?, quantity).await)
+        .await
+}
+
+/// The quantity is required (0 removes the line). The stock checker and the quantity rule
+/// get the catalogue's own product; a product the catalogue no longer has can still be
+/// changed (or removed with 0).
+async fn set_quantity(
+    cart: &mut Cart,
+    key: &LineKey,
+    quantity: Option<i64>,
+) -> Result<(), Problem> {
+    let quantity = quantity.ok_or_else(|| bad_quantity("Quantity is required."))?;
+    cart.update_line(key, quantity, AddOptions::new().check_inventory())
+        .await?;
+    Ok(())
+}
+
+/// `POST /cart/remove/{kind}/{id}`: removes the product's line without options.
 pub(super) async fn remove(
     req: CartRequest,
     path: ProductPath<true>,
@@ -69,9 +89,15 @@ pub(super) async fn remove(
 ) -> Answer {
     req.change(async |cart| {
         let pref = path_ref(&path, "item_does_not_exist", "is not in this cart.")?;
-        Ok(cart.remove(&pref).await?)
+        Ok(cart.remove_line(&LineKey::plain(pref)).await?)
     })
     .await
+}
+
+/// `POST /cart/lines/{line}/remove`: removes the line with this key.
+pub(super) async fn remove_line(req: CartRequest, path: LinePath, _: Fields) -> Answer {
+    req.change(async |cart| Ok(cart.remove_line(&path.key()?).await?))
+        .await
 }
 
 /// The product the path names, or the 404 an unknown product gets.

@@ -33,9 +33,11 @@ type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + 
 /// | Route | What it does |
 /// |---|---|
 /// | `GET /cart` | the cart page (HTML, or the cart as JSON) |
-/// | `POST /cart/add/{kind}/{id}` | adds `quantity` (default 1) at the catalogue price |
-/// | `POST /cart/update/{kind}/{id}` | sets the quantity (0 removes) |
+/// | `POST /cart/add/{kind}/{id}` | adds `quantity` (default 1) with `option.<name>` options at the catalogue price |
+/// | `POST /cart/update/{kind}/{id}` | sets the quantity of the line without options (0 removes) |
 /// | `POST /cart/remove/{kind}/{id}` | removes the line |
+/// | `POST /cart/lines/{line}/update` | sets the quantity of the line with this key (0 removes) |
+/// | `POST /cart/lines/{line}/remove` | removes the line with this key |
 /// | `POST /cart/clear` | removes every line |
 /// | `POST /cart/discount` | applies the discount `code` |
 /// | `POST /cart/discount/remove` | removes the discount |
@@ -178,6 +180,8 @@ impl CartRouter {
             .route("/cart/add/{kind}/{id}", action(lines::add))
             .route("/cart/update/{kind}/{id}", action(lines::update))
             .route("/cart/remove/{kind}/{id}", action(lines::remove))
+            .route("/cart/lines/{line}/update", action(lines::update_line))
+            .route("/cart/lines/{line}/remove", action(lines::remove_line))
             .route("/cart/clear", action(actions::clear))
             .route("/cart/discount", action(actions::apply_discount))
             .route("/cart/discount/remove", action(actions::remove_discount))
@@ -294,6 +298,42 @@ impl<S: Send + Sync, const IN_CART: bool> FromRequestParts<S> for ProductPath<IN
                         "No such product.",
                     )
                 }),
+            ),
+        }
+    }
+}
+
+/// The `{line}` of a line route: a [`LineKey`](crate::LineKey) as the JSON items carry it.
+/// A key that does not parse names no line: 404 `item_does_not_exist`.
+struct LinePath(String);
+
+impl LinePath {
+    fn key(&self) -> Result<crate::LineKey, Problem> {
+        crate::LineKey::parse(&self.0).map_err(|_| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "item_does_not_exist",
+                format!(
+                    "Line {} is not in this cart.",
+                    crate::http::body::shown(&self.0)
+                ),
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LinePath {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(line)) => Ok(LinePath(line)),
+            Err(_) => Err(
+                Reply::of(&parts.headers, &parts.extensions).error(Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "item_does_not_exist",
+                    "That line is not in this cart.",
+                )),
             ),
         }
     }
