@@ -227,6 +227,12 @@ pub(crate) fn is_checked_out_error<D: Dialect>(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some(D::CHECKED_OUT_CODE))
 }
 
+/// The schema's guard refused a new line: the cart has its most lines (SQLSTATE AXC03,
+/// migration 9000000000000007 on PostgreSQL and MySQL).
+pub(crate) fn is_full_error(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some(super::FULL_SQLSTATE))
+}
+
 pub(crate) fn is_fk_error(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }

@@ -3,7 +3,7 @@
 
 use super::common::SqlBackend;
 use super::decode::{decode_cart, decode_discount, decode_line, fold_snapshot, RowExt};
-use super::driver::{is_checked_out_error, is_fk_error, Dialect, Stmt};
+use super::driver::{is_checked_out_error, is_fk_error, is_full_error, Dialect, Stmt};
 use super::sql::CART_COLUMNS;
 use super::{now_epoch, used_up, AddLimits, AddOutcome, Snapshot, Write};
 use crate::{CartError, CartId, Line};
@@ -30,8 +30,10 @@ pub(crate) async fn joined_load<D: Dialect>(
 }
 
 /// Adds to a line with `ON CONFLICT … DO UPDATE … WHERE … RETURNING`: one statement,
-/// which returns no row when the maximum would be passed, or when the line is new and the
-/// cart already has its most lines (the insert selects nothing then).
+/// which returns no row when the maximum would be passed. A new line in a full cart is
+/// refused by the schema's guard where it has one ([`Spelling::full_guard`], SQLSTATE
+/// AXC03, exact under concurrency as it counts under the cart row's lock); otherwise (SQLite,
+/// whose writes are serialised) the insert selects nothing then.
 pub(crate) async fn upsert_add<D: Dialect>(
     store: &SqlBackend<D>,
     cart: CartId,
@@ -39,27 +41,28 @@ pub(crate) async fn upsert_add<D: Dialect>(
     max: AddLimits,
 ) -> Result<AddOutcome, CartError> {
     let price = D::SQL.price;
+    let (limit, values) = if D::SQL.full_guard {
+        (", max_lines", "VALUES (?, ?, ?, ?, ?, ?, ?, ?)".to_owned())
+    } else {
+        ("", format!("SELECT ?, ?, ?, ?, ?, ?, ? WHERE {ROOM}"))
+    };
     let sql = format!(
         "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {price}, \
-         options, options_key) \
-         SELECT ?, ?, ?, ?, ?, ?, ? WHERE {ROOM} \
+         options, options_key{limit}) {values} \
          ON CONFLICT (cart_id, product_kind, product_id, options_key) DO UPDATE \
          SET quantity = cart_items.quantity + excluded.quantity, {price} = excluded.{price} \
          WHERE cart_items.quantity + excluded.quantity <= ? \
          RETURNING quantity"
     );
     let stored = Stored::of(line);
+    let insert = line_stmt::<D>(&sql, cart, line, &stored);
+    let insert = if D::SQL.full_guard {
+        insert.bind(max.lines_bound())
+    } else {
+        room_stmt::<D>(insert, cart, line, &stored, max)
+    };
     let mut conn = store.writer()?.acquire().await?;
-    let result = room_stmt::<D>(
-        line_stmt::<D>(&sql, cart, line, &stored),
-        cart,
-        line,
-        &stored,
-        max,
-    )
-    .bind(max.quantity)
-    .int(&mut conn)
-    .await;
+    let result = insert.bind(max.quantity).int(&mut conn).await;
     if result.is_ok() {
         D::after_write(store, &mut conn).await;
     }
@@ -67,6 +70,7 @@ pub(crate) async fn upsert_add<D: Dialect>(
         Ok(Some(quantity)) => Ok(AddOutcome::Added { quantity }),
         Ok(None) => refused_add::<D>(&mut conn, cart, line, &stored).await,
         Err(e) if is_checked_out_error::<D>(&e) => Ok(AddOutcome::CheckedOut),
+        Err(e) if is_full_error(&e) => Ok(AddOutcome::TooManyLines),
         Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
         Err(e) => Err(e.into()),
     }

@@ -433,6 +433,9 @@ pub(crate) fn now_epoch() -> i64 {
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) const CHECKED_OUT_SQLSTATE: &str = "AXC01";
 
+/// The SQLSTATE of the guard refusing a new line in a full cart (PostgreSQL and MySQL).
+pub(crate) const FULL_SQLSTATE: &str = "AXC03";
+
 pub(crate) fn used_up() -> CartError {
     CartError::InvalidDiscount(DiscountRefusal::UsedUp)
 }

@@ -9,7 +9,7 @@ use sqlx::mysql::{MySqlArguments, MySqlQueryResult, MySqlRow};
 use sqlx::{Arguments, MySql, Row};
 
 use super::common::SqlBackend;
-use super::driver::{is_checked_out_error, is_fk_error, Dialect, Stmt};
+use super::driver::{is_checked_out_error, is_fk_error, is_full_error, Dialect, Stmt};
 use super::locked::{line_stmt, refused_add, Stored};
 use super::sql::{Spelling, Upsert};
 use super::{migrator, AddLimits, AddOutcome};
@@ -30,11 +30,6 @@ const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, qu
 /// 2^62, far above any row id, so an update's report can never be mistaken for the id of an
 /// inserted row.
 const UPDATED: u64 = 1 << 62;
-
-/// The guard refused a new line: the cart has its most lines (SQLSTATE AXC03).
-fn is_full_error(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("AXC03"))
-}
 
 /// A CHECK constraint refused the write, by its error number: 3819 on MySQL, 4025 (with
 /// SQLSTATE 23000) on MariaDB, as sqlx classifies them.
@@ -63,6 +58,7 @@ impl Dialect for MySql {
         returning: false,
         ordered_delete: true,
         detach_discount: false,
+        full_guard: true,
     };
     /// The SQLSTATE the guard triggers SIGNAL (migration 9000000000000006); the product
     /// kind's triggers keep the generic 45000.
