@@ -299,6 +299,7 @@ mod tests {
         returning: false,
         ordered_delete: true,
         detach_discount: false,
+        full_guard: false,
     };
     const D: Spelling = Spelling {
         numbered: true,
