@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum_cart::{async_trait, BoxError, Catalog, Product};
+use axum_cart::{async_trait, BoxError, Catalog, Product, ProductOption, QuantityRule};
 use rust_decimal::Decimal;
 
 use crate::db::{cents, Db};
@@ -20,6 +20,9 @@ pub struct ShopProduct {
     pub id: i64,
     pub name: String,
     pub price: Decimal,
+    /// Whether the shop's quantity rule applies (`QUANTITY_RULES`): a course is bought at
+    /// most once.
+    pub rules: bool,
 }
 
 impl Product for ShopProduct {
@@ -35,6 +38,27 @@ impl Product for ShopProduct {
     fn name(&self) -> String {
         self.name.clone()
     }
+    /// Coffee comes whole or ground for espresso or filter; a book can be gift-wrapped
+    /// for 2.00 more.
+    fn options(&self) -> Vec<ProductOption> {
+        match self.kind {
+            "coffee" => vec![ProductOption::choice(
+                "grind",
+                ["whole", "espresso", "filter"],
+            )],
+            "book" => {
+                vec![ProductOption::choice("gift_wrap", ["yes"])
+                    .costing("yes", Decimal::new(200, 2))]
+            }
+            _ => Vec::new(),
+        }
+    }
+    fn quantity_rule(&self) -> QuantityRule {
+        match (self.rules, self.kind) {
+            (true, "course") => QuantityRule::new().max(1),
+            _ => QuantityRule::new(),
+        }
+    }
 }
 
 /// The catalogue, in memory.
@@ -48,7 +72,7 @@ impl ShopCatalog {
     /// Loads the catalogue, seeding it on first start with `per_kind` products of each kind.
     /// The seed is one transaction that inserts only into an empty table, so the catalogue
     /// read here is always whole, even while other processes start on the same database.
-    pub async fn load(db: &Db, per_kind: i64) -> Result<ShopCatalog, sqlx::Error> {
+    pub async fn load(db: &Db, per_kind: i64, rules: bool) -> Result<ShopCatalog, sqlx::Error> {
         let mut rows = db.products().await?;
         if rows.is_empty() {
             seed(db, per_kind).await?;
@@ -65,6 +89,7 @@ impl ShopCatalog {
                 id,
                 name,
                 price,
+                rules,
             });
             by_key.insert((kind, id), p.clone());
             by_kind.entry(kind).or_default().push(p);

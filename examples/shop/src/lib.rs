@@ -14,6 +14,7 @@
 //! | `SECURE_COOKIES` | unset | `1` marks cookies `Secure` (behind HTTPS) |
 //! | `MAX_QUANTITY` | `999` | the most units one line may hold (benchmarks raise it) |
 //! | `SEED_PER_KIND` | `100` | products of each kind seeded into a new database |
+//! | `QUANTITY_RULES` | `1` | `0` switches the products' quantity rule off (a course is bought at most once), for load runs that add the same products over and over |
 //! | `SESSION_CACHE` | on for SQLite, off otherwise | `1`/`0`: keep sessions and carts in memory in front of the database (only for a single process: other processes would not see a cached change) |
 //! | `HEADER_TIMEOUT_SECS` | `10` | a connection whose request head has not fully arrived this long after the connection opened (or after its previous answer, for a kept-alive one) is closed |
 //! | `BODY_TIMEOUT_SECS` | `15` | the longest wait for the next piece of a request body; then the request fails and the connection is closed |
@@ -71,6 +72,7 @@ pub struct Settings {
     pub session_cache: bool,
     pub max_quantity: u32,
     pub seed_per_kind: i64,
+    pub quantity_rules: bool,
 }
 
 impl Settings {
@@ -114,6 +116,11 @@ impl Settings {
         Ok(Settings {
             max_quantity: number("MAX_QUANTITY", 999, 1_000_000_000)?,
             seed_per_kind: i64::from(number("SEED_PER_KIND", 100, 100_000)?),
+            quantity_rules: match var("QUANTITY_RULES").as_deref() {
+                None | Some("1" | "true") => true,
+                Some("0" | "false") => false,
+                Some(other) => return Err(format!("QUANTITY_RULES must be 1 or 0, got {other:?}")),
+            },
             session_cache,
             database_url,
             redis_url,
@@ -209,7 +216,7 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     let db = Db::connect(&settings.database_url).await?;
     let lock = db.startup_lock().await?;
     db.prepare().await?;
-    let catalog = ShopCatalog::load(&db, settings.seed_per_kind).await?;
+    let catalog = ShopCatalog::load(&db, settings.seed_per_kind, settings.quantity_rules).await?;
     let carts = Carts::builder(db.store())
         .catalog(catalog.clone())
         .tax_calculator(EightPercentTax)

@@ -84,6 +84,7 @@ async fn budgets(name: &str, database_url: String) {
         secure_cookies: false,
         session_cache: true,
         max_quantity: 999,
+        quantity_rules: true,
         seed_per_kind: 100,
     };
     let (app, _) = app(settings).await.unwrap();

@@ -97,6 +97,7 @@ fn settings(db: &std::path::Path) -> Settings {
         secure_cookies: false,
         session_cache: true,
         max_quantity: 999,
+        quantity_rules: true,
         seed_per_kind: 100,
     }
 }
