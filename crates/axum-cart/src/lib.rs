@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod inventory;
 mod money;
+mod prices;
 mod product;
 mod serial;
 mod session;
@@ -31,11 +32,12 @@ pub use error::{BoxError, CartError, DiscountRefusal};
 pub use events::CartEvent;
 #[cfg(feature = "http")]
 pub use http::{
-    admin_router, cart_router, filters, http_status, CartBadge, CartDetails, CartItem, CartLayer,
+    admin_router, cart_router, filters, http_status, CartBadge, CartDetails, CartItem, CartLayer, CartWarning,
     CartRejection, CartRouter, CartService, ErrorResponse, Quantity, SameSiteLayer,
     SameSiteService,
 };
 pub use inventory::{AlwaysInStock, InventoryChecker};
+pub use prices::{LinePriceChange, PriceChange, PricePolicy};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
 pub use serial::CartPayload;
 pub use session::{MemorySession, SessionAdapter, CART_ID_KEY};
