@@ -226,9 +226,9 @@ fn prices_changed_message(changes: &[LinePriceChange]) -> String {
 fn unavailable_message(products: &[ProductRef]) -> String {
     let listed: Vec<String> = products.iter().map(ProductRef::to_string).collect();
     match listed.as_slice() {
-        [one] => format!(
-            "Product {one} is no longer available: remove it from the cart to check out."
-        ),
+        [one] => {
+            format!("Product {one} is no longer available: remove it from the cart to check out.")
+        }
         _ => format!(
             "Products {} are no longer available: remove them from the cart to check out.",
             listed.join(", ")

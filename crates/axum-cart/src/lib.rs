@@ -32,8 +32,8 @@ pub use error::{BoxError, CartError, DiscountRefusal};
 pub use events::CartEvent;
 #[cfg(feature = "http")]
 pub use http::{
-    admin_router, cart_router, filters, http_status, CartBadge, CartDetails, CartItem, CartLayer, CartWarning,
-    CartRejection, CartRouter, CartService, ErrorResponse, Quantity, SameSiteLayer,
+    admin_router, cart_router, filters, http_status, CartBadge, CartDetails, CartItem, CartLayer,
+    CartRejection, CartRouter, CartService, CartWarning, ErrorResponse, Quantity, SameSiteLayer,
     SameSiteService,
 };
 pub use inventory::{AlwaysInStock, InventoryChecker};

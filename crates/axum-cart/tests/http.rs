@@ -426,7 +426,7 @@ async fn first_visit_is_an_empty_cart_with_no_row_and_no_cookie() {
         reply.json(),
         json!({
             "count": 0, "unique_count": 0, "is_empty": true, "checked_out": false, "items": [],
-            "subtotal": "0.00", "discount_code": null, "discount": "0.00", "tax": "0.00",
+            "warnings": [], "subtotal": "0.00", "discount_code": null, "discount": "0.00", "tax": "0.00",
             "shipping": "0.00", "total": "0.00"
         })
     );
@@ -534,8 +534,8 @@ async fn json_requests_get_the_cart_as_json() {
         json!({
             "count": 2, "unique_count": 1, "is_empty": false, "checked_out": false,
             "items": [{"kind": "book", "id": 1, "name": "Rust Book", "quantity": 2,
-                       "unit_price": "9.99", "total_price": "19.98"}],
-            "subtotal": "19.98", "discount_code": null, "discount": "0.00", "tax": "0.00",
+                       "unit_price": "9.99", "total_price": "19.98", "price_change": null}],
+            "warnings": [], "subtotal": "19.98", "discount_code": null, "discount": "0.00", "tax": "0.00",
             "shipping": "4.99", "total": "24.97"
         })
     );

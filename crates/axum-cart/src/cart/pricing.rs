@@ -186,10 +186,16 @@ mod tests {
             Some(Decimal::new(1300, 2))
         );
         assert_eq!(current_unit_price(&l, &Priced(None)), None);
-        assert_eq!(current_unit_price(&l, &Priced(Some(Decimal::new(-1, 0)))), None);
+        assert_eq!(
+            current_unit_price(&l, &Priced(Some(Decimal::new(-1, 0)))),
+            None
+        );
         assert_eq!(price_change(&l, &Priced(Some(Decimal::new(125, 1)))), None);
         let change = price_change(&l, &Priced(Some(Decimal::new(13, 0)))).expect("a change");
-        assert_eq!((change.from.to_string(), change.to.to_string()), ("12.50".into(), "13.00".into()));
+        assert_eq!(
+            (change.from.to_string(), change.to.to_string()),
+            ("12.50".into(), "13.00".into())
+        );
         assert!(change.went_up());
     }
 
@@ -222,7 +228,10 @@ mod tests {
             .apply(&snap, PricePolicy::Refuse, false)
             .err()
             .expect("refused");
-        assert!(matches!(err, CartError::PricesChanged(ref c) if c.len() == 1), "{err:?}");
+        assert!(
+            matches!(err, CartError::PricesChanged(ref c) if c.len() == 1),
+            "{err:?}"
+        );
         let kept = reading
             .apply(&snap, PricePolicy::Keep, false)
             .expect("kept")
@@ -239,7 +248,13 @@ mod tests {
         let unread = PriceReading {
             products: HashMap::new(),
         };
-        assert!(unread.apply(&snap, PricePolicy::Reprice, false).expect("ok").is_none());
-        assert!(unread.apply(&snap, PricePolicy::Reprice, true).expect("ok").is_some());
+        assert!(unread
+            .apply(&snap, PricePolicy::Reprice, false)
+            .expect("ok")
+            .is_none());
+        assert!(unread
+            .apply(&snap, PricePolicy::Reprice, true)
+            .expect("ok")
+            .is_some());
     }
 }

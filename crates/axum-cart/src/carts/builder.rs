@@ -86,8 +86,7 @@ impl CartsBuilder {
     /// checkout compare the lines' prices with it (see [`checkout_prices`](Self::checkout_prices));
     /// [`NoCatalog`] counts as no catalogue there.
     pub fn catalog(mut self, catalog: impl Catalog) -> Self {
-        self.config.catalog_knows_products =
-            !(&catalog as &dyn std::any::Any).is::<NoCatalog>();
+        self.config.catalog_knows_products = !(&catalog as &dyn std::any::Any).is::<NoCatalog>();
         self.config.catalog = Some(Arc::new(catalog));
         self
     }
