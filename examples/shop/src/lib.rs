@@ -26,6 +26,7 @@
 //! `ready`, or 503 naming what is down, with `Retry-After`. Every 503 the shop sends carries
 //! `Retry-After`.
 
+pub mod admin_prices;
 pub mod auth;
 pub mod catalog;
 pub mod db;
@@ -293,8 +294,9 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         .with_state(shop.clone());
     if let Some(password) = shop.settings.admin_password.clone() {
         let guard = Arc::new(AdminGuard::new(&password));
-        let admin =
-            admin_router(carts).layer(middleware::from_fn(move |req: Request, next: Next| {
+        let admin = admin_router(carts)
+            .merge(admin_prices::routes(shop.clone()))
+            .layer(middleware::from_fn(move |req: Request, next: Next| {
                 let guard = guard.clone();
                 async move { require_admin(&guard, req, next).await }
             }));
@@ -707,7 +709,7 @@ async fn products(
             user: user_of(&auth),
             kinds: &KINDS,
             kind,
-            products: shop.catalog.of_kind(kind),
+            products: &shop.catalog.of_kind(kind),
         },
         StatusCode::OK,
     )
