@@ -607,8 +607,8 @@ async fn json_requests_get_the_cart_as_json() {
         .collect();
     assert_eq!(
         keys.len(),
-        11,
-        "count unique_count is_empty checked_out items subtotal discount_code discount tax shipping total: {keys:?}"
+        12,
+        "count unique_count is_empty checked_out items warnings subtotal discount_code discount tax shipping total: {keys:?}"
     );
 }
 

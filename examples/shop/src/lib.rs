@@ -10,7 +10,7 @@
 //! | `REDIS_URL` | unset | keep sessions in Redis instead of the database |
 //! | `BIND` / `PORT` | `127.0.0.1:3000` | where to listen |
 //! | `MERGE_STRATEGY` | `add` | how a guest cart joins the user's on login (`add`, `replace`, `keep_higher`) |
-//! | `ADMIN_PASSWORD` | unset | enables `/admin` (HTTP basic auth, user `admin`) |
+//! | `ADMIN_PASSWORD` | unset | enables `/admin` (HTTP basic auth, user `admin`), with the price editor at `/admin/products` |
 //! | `SECURE_COOKIES` | unset | `1` marks cookies `Secure` (behind HTTPS) |
 //! | `MAX_QUANTITY` | `999` | the most units one line may hold (benchmarks raise it) |
 //! | `SEED_PER_KIND` | `100` | products of each kind seeded into a new database |
