@@ -37,11 +37,16 @@ impl Product for ShopProduct {
     }
 }
 
+/// Products by kind and id.
+type ByKey = HashMap<(&'static str, i64), Arc<ShopProduct>>;
+/// Products of each kind, by id.
+type ByKind = HashMap<&'static str, Vec<Arc<ShopProduct>>>;
+
 /// The catalogue, in memory (this process's copy: [`set_price`](Self::set_price) changes it).
 #[derive(Clone, Default)]
 pub struct ShopCatalog {
-    by_key: Arc<RwLock<HashMap<(&'static str, i64), Arc<ShopProduct>>>>,
-    by_kind: Arc<RwLock<HashMap<&'static str, Vec<Arc<ShopProduct>>>>>,
+    by_key: Arc<RwLock<ByKey>>,
+    by_kind: Arc<RwLock<ByKind>>,
 }
 
 impl ShopCatalog {

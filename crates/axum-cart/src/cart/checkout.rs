@@ -81,7 +81,7 @@ impl Cart {
                     // The new prices are written first: a checked-out cart takes no change.
                     writes.extend(checkout_rules(&snap, min, OffsetDateTime::now_utc())?);
                     writes.push(Write::CheckOut { cart: t.id });
-                    Ok(Decision::new(writes, Planned::Out(snap, changes)))
+                    Ok(Decision::new(writes, Planned::Out(Box::new(snap), changes)))
                 })
                 .await;
             match done {
@@ -106,7 +106,7 @@ impl Cart {
             return Err(CartError::EmptyCart);
         };
         let (frozen, price_changes) = match outcome {
-            Some(Planned::Out(snap, changes)) if written.is_some() => (Some(snap), changes),
+            Some(Planned::Out(snap, changes)) if written.is_some() => (Some(*snap), changes),
             _ => (None, Vec::new()),
         };
         let placed_now = frozen.is_some();
@@ -188,7 +188,7 @@ enum Planned {
     /// The cart has lines the catalogue reading does not cover (these are its lines now).
     Unread(Vec<Line>),
     /// Checked out: the cart as checked out, and the lines whose price changed.
-    Out(Snapshot, Vec<LinePriceChange>),
+    Out(Box<Snapshot>, Vec<LinePriceChange>),
 }
 
 /// The checks of checkout, in the original's order, on a freshly read cart; the discount

@@ -115,7 +115,7 @@ pub struct ErrorResponse {
     code: &'static str,
     message: String,
     /// A list the JSON body carries next to the message (`"changes"`, `"products"`).
-    detail: Option<(&'static str, serde_json::Value)>,
+    detail: Option<Box<(&'static str, serde_json::Value)>>,
     format: Format,
     cart_url: String,
 }
@@ -159,7 +159,8 @@ impl IntoResponse for ErrorResponse {
         let mut res = match self.format {
             Format::Json => {
                 let mut body = serde_json::json!({ "error": self.message, "code": self.code });
-                if let (Some((key, value)), Some(fields)) = (self.detail, body.as_object_mut()) {
+                if let (Some(detail), Some(fields)) = (self.detail, body.as_object_mut()) {
+                    let (key, value) = *detail;
                     fields.insert(key.to_owned(), value);
                 }
                 (self.status, axum::Json(body)).into_response()
@@ -203,7 +204,7 @@ pub(crate) struct Problem {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,
     pub(crate) message: String,
-    pub(crate) detail: Option<(&'static str, serde_json::Value)>,
+    pub(crate) detail: Option<Box<(&'static str, serde_json::Value)>>,
 }
 
 impl Problem {
@@ -235,12 +236,12 @@ impl From<CartError> for Problem {
         };
         // The lists a client shows next to the message.
         let detail = match &err {
-            CartError::PricesChanged(changes) => {
-                serde_json::to_value(changes).ok().map(|v| ("changes", v))
-            }
-            CartError::ProductUnavailable(products) => {
-                serde_json::to_value(products).ok().map(|v| ("products", v))
-            }
+            CartError::PricesChanged(changes) => serde_json::to_value(changes)
+                .ok()
+                .map(|v| Box::new(("changes", v))),
+            CartError::ProductUnavailable(products) => serde_json::to_value(products)
+                .ok()
+                .map(|v| Box::new(("products", v))),
             _ => None,
         };
         Problem {
