@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use crate::inventory::InventoryChecker;
+use crate::prices::PricePolicy;
 use crate::product::Catalog;
 use crate::shipping::ShippingCalculator;
 use crate::tax::TaxCalculator;
@@ -22,6 +23,9 @@ pub struct CartConfig {
     /// `None`: [`AlwaysInStock`], and no stock question is asked at all.
     pub(crate) inventory: Option<Arc<dyn InventoryChecker>>,
     pub(crate) catalog: Option<Arc<dyn Catalog>>,
+    /// Whether `catalog` knows products (it is set, and not [`NoCatalog`](crate::NoCatalog)):
+    /// only then are prices compared and products that are gone reported.
+    pub(crate) catalog_knows_products: bool,
     /// The most units one line may hold (`CART_MAX_QUANTITY_PER_ITEM`); at most 1,000,000,000.
     pub max_quantity_per_item: Option<i64>,
     /// The most lines one cart may hold; 500 by default.
@@ -35,6 +39,10 @@ pub struct CartConfig {
     /// How long after a checkout a repeated checkout of the same session gets the placed
     /// order back (a double submit, a retry after a lost response); 15 minutes by default.
     pub checkout_replay_window: time::Duration,
+    /// What checkout does with a line whose price is no longer the catalogue's
+    /// ([`PricePolicy::Reprice`] by default); see
+    /// [`CartsBuilder::checkout_prices`](crate::CartsBuilder::checkout_prices).
+    pub checkout_prices: PricePolicy,
 }
 
 impl std::fmt::Debug for CartConfig {
@@ -46,6 +54,7 @@ impl std::fmt::Debug for CartConfig {
             .field("cart_url", &self.cart_url)
             .field("currency_symbol", &self.currency_symbol)
             .field("checkout_replay_window", &self.checkout_replay_window)
+            .field("checkout_prices", &self.checkout_prices)
             .field("catalog", &self.catalog.is_some())
             .finish_non_exhaustive()
     }
@@ -71,5 +80,10 @@ impl CartConfig {
     /// The configured catalogue, if any.
     pub fn catalog(&self) -> Option<&Arc<dyn Catalog>> {
         self.catalog.as_ref()
+    }
+
+    /// Whether a catalogue that knows products is configured (not [`NoCatalog`](crate::NoCatalog)).
+    pub(crate) fn checks_catalog(&self) -> bool {
+        self.catalog.is_some() && self.catalog_knows_products
     }
 }

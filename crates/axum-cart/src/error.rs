@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 
 use crate::options::LineKey;
+use crate::prices::LinePriceChange;
 use crate::product::ProductRef;
 use crate::rules::{QuantityRefusal, QuantityRule};
 
@@ -98,6 +99,17 @@ pub enum CartError {
     /// Checkout of a cart with no lines.
     #[error("Cart is empty.")]
     EmptyCart,
+    /// Checkout under [`PricePolicy::Refuse`](crate::PricePolicy::Refuse) of a cart whose
+    /// lines' prices are no longer the catalogue's: the changes, in line order. Nothing was
+    /// checked out. Answered with 409 (`prices_changed`), the JSON body listing them as
+    /// `"changes"`.
+    #[error("{}", prices_changed_message(.0))]
+    PricesChanged(Vec<LinePriceChange>),
+    /// Checkout of a cart with products the catalogue no longer has (under every
+    /// [`PricePolicy`](crate::PricePolicy)), in line order. Nothing was checked out.
+    /// Answered with 409 (`product_unavailable`), the JSON body listing them as `"products"`.
+    #[error("{}", unavailable_message(.0))]
+    ProductUnavailable(Vec<ProductRef>),
     /// A change to a cart that has been checked out.
     #[error("This cart has been checked out and can no longer be changed.")]
     CheckedOut,
@@ -183,6 +195,8 @@ impl CartError {
             CartError::InvalidDiscount(_) => "invalid_discount",
             CartError::MinimumOrderNotMet { .. } => "minimum_order_not_met",
             CartError::EmptyCart => "empty_cart",
+            CartError::PricesChanged(_) => "prices_changed",
+            CartError::ProductUnavailable(_) => "product_unavailable",
             CartError::CheckedOut => "checked_out",
             CartError::MergeIntoSelf => "merge_into_self",
             CartError::InvalidPayload(_) => "invalid_payload",
@@ -233,6 +247,30 @@ impl CartError {
 
     pub(crate) fn plugin(plugin: &'static str, source: BoxError) -> Self {
         CartError::Plugin { plugin, source }
+    }
+}
+
+fn prices_changed_message(changes: &[LinePriceChange]) -> String {
+    let listed: Vec<String> = changes
+        .iter()
+        .map(|c| format!("{} from {} to {}", c.name, c.change.from, c.change.to))
+        .collect();
+    format!(
+        "Prices changed since they were added to the cart: {}. Review the cart before checking out.",
+        listed.join("; ")
+    )
+}
+
+fn unavailable_message(products: &[ProductRef]) -> String {
+    let listed: Vec<String> = products.iter().map(ProductRef::to_string).collect();
+    match listed.as_slice() {
+        [one] => {
+            format!("Product {one} is no longer available: remove it from the cart to check out.")
+        }
+        _ => format!(
+            "Products {} are no longer available: remove them from the cart to check out.",
+            listed.join(", ")
+        ),
     }
 }
 

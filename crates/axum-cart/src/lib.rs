@@ -11,6 +11,7 @@ mod events;
 mod inventory;
 mod money;
 mod options;
+mod prices;
 mod product;
 mod rules;
 mod serial;
@@ -34,13 +35,14 @@ pub use events::CartEvent;
 #[cfg(feature = "http")]
 pub use http::{
     admin_router, cart_router, filters, http_status, CartBadge, CartDetails, CartItem, CartLayer,
-    CartRejection, CartRouter, CartService, ErrorResponse, Quantity, SameSiteLayer,
+    CartRejection, CartRouter, CartService, CartWarning, ErrorResponse, Quantity, SameSiteLayer,
     SameSiteService,
 };
 pub use inventory::{AlwaysInStock, InventoryChecker};
 pub use options::{
     LineKey, LineOptions, ProductOption, MAX_OPTIONS, MAX_OPTION_NAME_LEN, MAX_OPTION_VALUE_LEN,
 };
+pub use prices::{LinePriceChange, PriceChange, PricePolicy};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
 pub use rules::{QuantityRefusal, QuantityRule};
 pub use serial::CartPayload;

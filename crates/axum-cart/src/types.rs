@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use crate::error::CartError;
 use crate::money;
 use crate::options::{LineKey, LineOptions};
+use crate::prices::{LinePriceChange, PriceChange};
 use crate::product::{Product, ProductRef};
 
 /// The most units one line can ever hold, whatever the configuration.
@@ -125,6 +126,32 @@ impl LoadedLine {
             Some(p) => p.name(),
             None => format!("{} #{}", self.line.product.kind(), self.line.product.id()),
         }
+    }
+
+    /// How the line's unit price (the price of its add) differs from the product's current
+    /// price in the catalogue, rounded to cents; `None` when they agree, when the product
+    /// has no price, or when it is gone. This is the fact alone: what checkout does about it
+    /// is the [`PricePolicy`](crate::PricePolicy).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use axum_cart::{Line, LoadedLine, Product, ProductRef};
+    /// use rust_decimal::Decimal;
+    ///
+    /// struct Coffee;
+    /// impl Product for Coffee {
+    ///     fn kind(&self) -> &str { "coffee" }
+    ///     fn id(&self) -> i64 { 1 }
+    ///     fn price(&self) -> Option<Decimal> { Some(Decimal::new(1300, 2)) }
+    /// }
+    ///
+    /// let line = Line::new(ProductRef::new("coffee", 1).unwrap(), 1, Decimal::new(1250, 2));
+    /// let loaded = LoadedLine { line, product: Some(Arc::new(Coffee)) };
+    /// let change = loaded.price_change().unwrap();
+    /// assert_eq!((change.from.to_string(), change.to.to_string()), ("12.50".into(), "13.00".into()));
+    /// ```
+    pub fn price_change(&self) -> Option<PriceChange> {
+        crate::cart::price_change(&self.line, self.product.as_deref()?)
     }
 }
 
@@ -271,6 +298,11 @@ pub struct Order {
     pub totals: Totals,
     /// `false` when the cart had already been checked out (a retry): nothing changed.
     pub placed_now: bool,
+    /// The lines this checkout moved to the catalogue's current price
+    /// ([`PricePolicy::Reprice`](crate::PricePolicy::Reprice)), in line order: `from` the
+    /// price of the add `to` the price in [`lines`](Self::lines). Empty when no price
+    /// changed, and for a repeated checkout (`placed_now == false`).
+    pub price_changes: Vec<LinePriceChange>,
 }
 
 /// How `merge` combines a product that is in both carts.

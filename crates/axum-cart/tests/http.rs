@@ -426,7 +426,7 @@ async fn first_visit_is_an_empty_cart_with_no_row_and_no_cookie() {
         reply.json(),
         json!({
             "count": 0, "unique_count": 0, "is_empty": true, "checked_out": false, "items": [],
-            "subtotal": "0.00", "discount_code": null, "discount": "0.00", "tax": "0.00",
+            "warnings": [], "subtotal": "0.00", "discount_code": null, "discount": "0.00", "tax": "0.00",
             "shipping": "0.00", "total": "0.00"
         })
     );
@@ -536,8 +536,8 @@ async fn json_requests_get_the_cart_as_json() {
             "items": [{"line": "book:1", "kind": "book", "id": 1, "options": {},
                        "quantity_rule": {"min": 1, "max": null, "step": 1},
                        "name": "Rust Book", "quantity": 2,
-                       "unit_price": "9.99", "total_price": "19.98"}],
-            "subtotal": "19.98", "discount_code": null, "discount": "0.00", "tax": "0.00",
+                       "unit_price": "9.99", "total_price": "19.98", "price_change": null}],
+            "warnings": [], "subtotal": "19.98", "discount_code": null, "discount": "0.00", "tax": "0.00",
             "shipping": "4.99", "total": "24.97"
         })
     );
@@ -609,8 +609,8 @@ async fn json_requests_get_the_cart_as_json() {
         .collect();
     assert_eq!(
         keys.len(),
-        11,
-        "count unique_count is_empty checked_out items subtotal discount_code discount tax shipping total: {keys:?}"
+        12,
+        "count unique_count is_empty checked_out items warnings subtotal discount_code discount tax shipping total: {keys:?}"
     );
 }
 

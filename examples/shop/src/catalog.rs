@@ -3,7 +3,7 @@
 //! `axum_cart::Catalog`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum_cart::{async_trait, BoxError, Catalog, Product, ProductOption, QuantityRule};
 use rust_decimal::Decimal;
@@ -61,11 +61,16 @@ impl Product for ShopProduct {
     }
 }
 
-/// The catalogue, in memory.
+/// Products by kind and id.
+type ByKey = HashMap<(&'static str, i64), Arc<ShopProduct>>;
+/// Products of each kind, by id.
+type ByKind = HashMap<&'static str, Vec<Arc<ShopProduct>>>;
+
+/// The catalogue, in memory (this process's copy: [`set_price`](Self::set_price) changes it).
 #[derive(Clone, Default)]
 pub struct ShopCatalog {
-    by_key: Arc<HashMap<(&'static str, i64), Arc<ShopProduct>>>,
-    by_kind: Arc<HashMap<&'static str, Vec<Arc<ShopProduct>>>>,
+    by_key: Arc<RwLock<ByKey>>,
+    by_kind: Arc<RwLock<ByKind>>,
 }
 
 impl ShopCatalog {
@@ -95,20 +100,43 @@ impl ShopCatalog {
             by_kind.entry(kind).or_default().push(p);
         }
         Ok(ShopCatalog {
-            by_key: Arc::new(by_key),
-            by_kind: Arc::new(by_kind),
+            by_key: Arc::new(RwLock::new(by_key)),
+            by_kind: Arc::new(RwLock::new(by_kind)),
         })
     }
 
     /// The products of one kind, by id.
-    pub fn of_kind(&self, kind: &str) -> &[Arc<ShopProduct>] {
-        self.by_kind.get(kind).map(Vec::as_slice).unwrap_or(&[])
+    pub fn of_kind(&self, kind: &str) -> Vec<Arc<ShopProduct>> {
+        let by_kind = self.by_kind.read().unwrap_or_else(PoisonError::into_inner);
+        by_kind.get(kind).cloned().unwrap_or_default()
     }
 
     /// One product.
-    pub fn get(&self, kind: &str, id: i64) -> Option<&Arc<ShopProduct>> {
+    pub fn get(&self, kind: &str, id: i64) -> Option<Arc<ShopProduct>> {
         let kind = KINDS.iter().copied().find(|k| *k == kind)?;
-        self.by_key.get(&(kind, id))
+        let by_key = self.by_key.read().unwrap_or_else(PoisonError::into_inner);
+        by_key.get(&(kind, id)).cloned()
+    }
+
+    /// Gives one product a new price in memory (the caller stores it); `None` if there is
+    /// no such product.
+    pub fn set_price(&self, kind: &str, id: i64, price: Decimal) -> Option<Arc<ShopProduct>> {
+        let kind = KINDS.iter().copied().find(|k| *k == kind)?;
+        let mut by_key = self.by_key.write().unwrap_or_else(PoisonError::into_inner);
+        let old = by_key.get(&(kind, id))?;
+        let new = Arc::new(ShopProduct {
+            price,
+            ..ShopProduct::clone(old)
+        });
+        by_key.insert((kind, id), new.clone());
+        let mut by_kind = self.by_kind.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = by_kind
+            .get_mut(kind)
+            .and_then(|list| list.iter_mut().find(|p| p.id == id))
+        {
+            *slot = new.clone();
+        }
+        Some(new)
     }
 }
 

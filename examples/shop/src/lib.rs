@@ -10,7 +10,7 @@
 //! | `REDIS_URL` | unset | keep sessions in Redis instead of the database |
 //! | `BIND` / `PORT` | `127.0.0.1:3000` | where to listen |
 //! | `MERGE_STRATEGY` | `add` | how a guest cart joins the user's on login (`add`, `replace`, `keep_higher`) |
-//! | `ADMIN_PASSWORD` | unset | enables `/admin` (HTTP basic auth, user `admin`) |
+//! | `ADMIN_PASSWORD` | unset | enables `/admin` (HTTP basic auth, user `admin`), with the price editor at `/admin/products` |
 //! | `SECURE_COOKIES` | unset | `1` marks cookies `Secure` (behind HTTPS) |
 //! | `MAX_QUANTITY` | `999` | the most units one line may hold (benchmarks raise it) |
 //! | `SEED_PER_KIND` | `100` | products of each kind seeded into a new database |
@@ -27,6 +27,7 @@
 //! `ready`, or 503 naming what is down, with `Retry-After`. Every 503 the shop sends carries
 //! `Retry-After`.
 
+pub mod admin_prices;
 pub mod auth;
 pub mod catalog;
 pub mod db;
@@ -300,8 +301,9 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         .with_state(shop.clone());
     if let Some(password) = shop.settings.admin_password.clone() {
         let guard = Arc::new(AdminGuard::new(&password));
-        let admin =
-            admin_router(carts).layer(middleware::from_fn(move |req: Request, next: Next| {
+        let admin = admin_router(carts)
+            .merge(admin_prices::routes(shop.clone()))
+            .layer(middleware::from_fn(move |req: Request, next: Next| {
                 let guard = guard.clone();
                 async move { require_admin(&guard, req, next).await }
             }));
@@ -714,7 +716,7 @@ async fn products(
             user: user_of(&auth),
             kinds: &KINDS,
             kind,
-            products: shop.catalog.of_kind(kind),
+            products: &shop.catalog.of_kind(kind),
         },
         StatusCode::OK,
     )

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
-use super::binding::{Decision, Lock};
+use super::binding::{Decision, Done, Lock};
 use super::{Binding, Cart};
 
 use crate::error::CartError;
 use crate::events::CartEvent;
+use crate::prices::LinePriceChange;
 use crate::store::{now_epoch, Snapshot, Write};
-use crate::types::{subtotal, CartId, Order, Totals};
+use crate::types::{subtotal, CartId, Line, Order, Totals};
 
 impl Cart {
     /// Checks the cart out: atomic, idempotent and race-safe.
@@ -28,6 +29,7 @@ impl Cart {
     /// response). Inventory is not reserved.
     pub async fn checkout(&mut self) -> Result<Order, CartError> {
         let min = self.config().min_order_amount;
+        let policy = self.config().checkout_prices;
         // Calculators run outside the lock, on a fresh read.
         self.refresh().await?;
         let pre = self.snapshot().await?;
@@ -42,37 +44,81 @@ impl Cart {
             }
             Binding::Open(_) | Binding::Unverified(_) => {}
         }
+        // The catalogue is read before the lock (one call per kind); the locked plan
+        // compares the locked lines with this reading.
+        let mut reading = self.price_reading(&pre.lines).await?;
+        // The cart as this call expects to check it out: its prices as the policy sets them
+        // (a refusal is the locked plan's to decide).
+        let expected = match &reading {
+            Some(r) => match r.apply(&pre, policy, true) {
+                Ok(Some(priced)) => priced.snap,
+                _ => (*pre).clone(),
+            },
+            None => (*pre).clone(),
+        };
         // A failing calculator refuses the checkout before anything is written.
-        let totals = self.totals().await?;
-        // The outcome: the cart as this call checks it out, or `None` when it already was.
-        let done = self
-            .locked(Lock::CART_AND_DISCOUNT, |locked| {
-                let t = &locked.target;
-                if t.checked_out {
-                    return Ok(Decision::new(Vec::new(), None));
+        let figures = self.figures(&expected).await?;
+        let mut rereads = 0;
+        let done = loop {
+            // The last attempt checks out a line added since the reading at its own price.
+            let complete = rereads >= CATALOGUE_REREADS;
+            let done = self
+                .locked(Lock::CART_AND_DISCOUNT, |locked| {
+                    let t = &locked.target;
+                    if t.checked_out {
+                        return Ok(Decision::new(Vec::new(), Planned::AlreadyOut));
+                    }
+                    let (snap, changes, mut writes) = match &reading {
+                        Some(r) => match r.apply(t, policy, complete)? {
+                            Some(p) => (p.snap, p.changes, p.writes),
+                            None => {
+                                let lines = t.lines.clone();
+                                return Ok(Decision::new(Vec::new(), Planned::Unread(lines)));
+                            }
+                        },
+                        None => (t.clone(), Vec::new(), Vec::new()),
+                    };
+                    // The new prices are written first: a checked-out cart takes no change.
+                    writes.extend(checkout_rules(&snap, min, OffsetDateTime::now_utc())?);
+                    writes.push(Write::CheckOut { cart: t.id });
+                    Ok(Decision::new(writes, Planned::Out(Box::new(snap), changes)))
+                })
+                .await;
+            match done {
+                Ok(Done {
+                    outcome: Some(Planned::Unread(lines)),
+                    ..
+                }) => {
+                    // A line was added since the catalogue was read: read it again, for
+                    // the cart as it now is.
+                    rereads += 1;
+                    reading = self.price_reading(&lines).await?;
                 }
-                let mut writes = checkout_rules(t, min, OffsetDateTime::now_utc())?;
-                writes.push(Write::CheckOut { cart: t.id });
-                Ok(Decision::new(writes, Some(t.clone())))
-            })
-            .await;
-        let (written, frozen) = match done {
+                other => break other,
+            }
+        };
+        let (written, outcome) = match done {
             Err(CartError::CheckedOut) => (None, None),
-            Ok(done) => (done.cart, done.outcome.flatten()),
+            Ok(done) => (done.cart, done.outcome),
             Err(e) => return Err(e),
         };
         let Some(cart_id) = written.or(pre_id) else {
             return Err(CartError::EmptyCart);
         };
-        let placed_now = written.is_some() && frozen.is_some();
-        let used_code = placed_now && frozen.as_ref().is_some_and(|f| f.discount.is_some());
-        match frozen.filter(|_| placed_now) {
+        let (frozen, price_changes) = match outcome {
+            Some(Planned::Out(snap, changes)) if written.is_some() => (Some(*snap), changes),
+            _ => (None, Vec::new()),
+        };
+        let placed_now = frozen.is_some();
+        let used_code = frozen.as_ref().is_some_and(|f| f.discount.is_some());
+        match frozen {
             Some(mut snap) => {
                 // The cart as checked out: nothing can change it any more.
                 snap.checked_out = true;
-                let unchanged = snap.lines == pre.lines
-                    && snap.discount.as_ref().map(|d| d.id) == pre.discount.as_ref().map(|d| d.id);
-                let figures = unchanged.then_some((totals.tax, totals.shipping));
+                let unchanged = snap.lines == expected.lines
+                    && snap.discount.as_ref().map(|d| d.id)
+                        == expected.discount.as_ref().map(|d| d.id);
+                let figures = unchanged.then_some(figures);
                 self.install(Binding::Closed(cart_id), Arc::new(snap), figures);
             }
             None => self.invalidate(Binding::Closed(cart_id)),
@@ -88,6 +134,7 @@ impl Cart {
         }
         Ok(Order {
             placed_now,
+            price_changes,
             ..order
         })
     }
@@ -104,6 +151,7 @@ impl Cart {
                 ..totals
             },
             placed_now: false,
+            price_changes: Vec::new(),
         })
     }
 
@@ -128,6 +176,19 @@ impl Cart {
         st.tax = figures.map(|f| f.0);
         st.shipping = figures.map(|f| f.1);
     }
+}
+
+/// How many times checkout reads the catalogue again for lines added while it ran.
+const CATALOGUE_REREADS: u32 = 2;
+
+/// What the locked plan of a checkout decided.
+enum Planned {
+    /// The cart was already checked out: nothing to do.
+    AlreadyOut,
+    /// The cart has lines the catalogue reading does not cover (these are its lines now).
+    Unread(Vec<Line>),
+    /// Checked out: the cart as checked out, and the lines whose price changed.
+    Out(Box<Snapshot>, Vec<LinePriceChange>),
 }
 
 /// The checks of checkout, in the original's order, on a freshly read cart; the discount
@@ -163,7 +224,6 @@ mod tests {
     use crate::discount::{Discount, NewDiscount};
     use crate::error::DiscountRefusal;
     use crate::product::ProductRef;
-    use crate::types::{CartId, Line};
 
     fn cart(lines: &[(&str, i64, i64)], discount: Option<Discount>) -> Snapshot {
         Snapshot {

@@ -5,11 +5,14 @@ mod catalog;
 mod checkout;
 mod discount;
 mod merge;
+mod pricing;
 mod read;
 mod saved;
 mod write;
 
 use read::discount_amount;
+
+pub(crate) use pricing::price_change;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};

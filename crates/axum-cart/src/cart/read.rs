@@ -147,6 +147,25 @@ impl Cart {
         Ok(shipping)
     }
 
+    /// The tax and shipping of `snap` (a cart as it is about to be checked out), half-up
+    /// to cents; not cached.
+    pub(super) async fn figures(&self, snap: &Snapshot) -> Result<(Decimal, Decimal), CartError> {
+        let view = self.view(snap);
+        let tax = self
+            .config()
+            .tax
+            .calculate(&view)
+            .await
+            .map_err(|e| CartError::plugin("tax calculator", e))?;
+        let shipping = self
+            .config()
+            .shipping
+            .calculate(&view)
+            .await
+            .map_err(|e| CartError::plugin("shipping calculator", e))?;
+        Ok((money::cents(tax), money::cents(shipping)))
+    }
+
     /// The shipping choices of the configured calculator (not cached).
     pub async fn shipping_options(&self) -> Result<Vec<ShippingOption>, CartError> {
         let view = self.view(&*self.snapshot().await?);

@@ -9,7 +9,8 @@ use super::cache::SnapshotCache;
 use super::{Carts, CartsInner};
 use crate::config::{normal_cart_url, CartConfig};
 use crate::inventory::InventoryChecker;
-use crate::product::Catalog;
+use crate::prices::PricePolicy;
+use crate::product::{Catalog, NoCatalog};
 use crate::shipping::{FreeShipping, ShippingCalculator};
 use crate::store::Store;
 use crate::tax::{NoTax, TaxCalculator};
@@ -47,12 +48,14 @@ impl CartsBuilder {
                 shipping: Arc::new(FreeShipping),
                 inventory: None,
                 catalog: None,
+                catalog_knows_products: false,
                 max_quantity_per_item: None,
                 max_lines: DEFAULT_MAX_LINES,
                 min_order_amount: None,
                 cart_url: "/cart".to_owned(),
                 currency_symbol: "$".to_owned(),
                 checkout_replay_window: time::Duration::minutes(15),
+                checkout_prices: PricePolicy::Reprice,
             },
             event_capacity: 1024,
             cache_carts: false,
@@ -80,9 +83,33 @@ impl CartsBuilder {
 
     /// The product catalogue. With one, `items_with_products` loads products, `merge`
     /// skips lines of products that are gone, and `from_serializable` checks products and
-    /// prices; the bundled router needs one to price what it adds.
+    /// prices; the bundled router needs one to price what it adds. The cart page and
+    /// checkout compare the lines' prices with it (see [`checkout_prices`](Self::checkout_prices));
+    /// [`NoCatalog`] counts as no catalogue there.
     pub fn catalog(mut self, catalog: impl Catalog) -> Self {
+        self.config.catalog_knows_products = !(&catalog as &dyn std::any::Any).is::<NoCatalog>();
         self.config.catalog = Some(Arc::new(catalog));
+        self
+    }
+
+    /// What checkout does with a line whose unit price (the price of its add) is no longer
+    /// the catalogue's current price: [`PricePolicy::Reprice`] (the default) checks it out at
+    /// the current price, [`PricePolicy::Refuse`] refuses the checkout
+    /// ([`CartError::PricesChanged`](crate::CartError::PricesChanged)), [`PricePolicy::Keep`]
+    /// keeps the line's price. Without a [`catalog`](Self::catalog) prices are never
+    /// compared and checkout keeps the lines' prices.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), axum_cart::CartError> {
+    /// use axum_cart::{Carts, PricePolicy, Store};
+    /// let carts = Carts::builder(Store::connect("sqlite::memory:").await?)
+    ///     .checkout_prices(PricePolicy::Refuse)
+    ///     .build();
+    /// assert_eq!(carts.config().checkout_prices, PricePolicy::Refuse);
+    /// # Ok(()) }
+    /// ```
+    pub fn checkout_prices(mut self, policy: PricePolicy) -> Self {
+        self.config.checkout_prices = policy;
         self
     }
 

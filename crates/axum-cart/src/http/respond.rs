@@ -37,7 +37,10 @@ pub fn http_status(err: &CartError) -> StatusCode {
         | CartError::InvalidPayload(_)
         | CartError::MergeIntoSelf => StatusCode::BAD_REQUEST,
         CartError::ItemDoesNotExist(_) | CartError::ProductNotFound(_) => StatusCode::NOT_FOUND,
-        CartError::InsufficientStock { .. } | CartError::CheckedOut => StatusCode::CONFLICT,
+        CartError::InsufficientStock { .. }
+        | CartError::CheckedOut
+        | CartError::PricesChanged(_)
+        | CartError::ProductUnavailable(_) => StatusCode::CONFLICT,
         CartError::InvalidDiscount(_)
         | CartError::MinimumOrderNotMet { .. }
         | CartError::TooManyLines { .. }
@@ -89,6 +92,7 @@ impl Format {
 }
 
 /// A cart error answer in the client's format: JSON `{"error": message, "code": snake_case}`
+/// (plus `"changes"` for `prices_changed` and `"products"` for `product_unavailable`)
 /// for a client that asked for JSON (or sent it), otherwise a small HTML page with the
 /// message and a link back to the cart. It carries `Cache-Control: no-store`, and every 503
 /// `Retry-After: 5`. For a server-side failure (500, 503) the message is generic and the
@@ -113,6 +117,8 @@ pub struct ErrorResponse {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// A list the JSON body carries next to the message (`"changes"`, `"products"`).
+    detail: Option<Box<(&'static str, serde_json::Value)>>,
     format: Format,
     cart_url: String,
 }
@@ -154,11 +160,14 @@ struct ErrorPage<'a> {
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
         let mut res = match self.format {
-            Format::Json => (
-                self.status,
-                axum::Json(serde_json::json!({ "error": self.message, "code": self.code })),
-            )
-                .into_response(),
+            Format::Json => {
+                let mut body = serde_json::json!({ "error": self.message, "code": self.code });
+                if let (Some(detail), Some(fields)) = (self.detail, body.as_object_mut()) {
+                    let (key, value) = *detail;
+                    fields.insert(key.to_owned(), value);
+                }
+                (self.status, axum::Json(body)).into_response()
+            }
             Format::Html => {
                 let page = ErrorPage {
                     status: self.status.as_u16(),
@@ -198,6 +207,7 @@ pub(crate) struct Problem {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    pub(crate) detail: Option<Box<(&'static str, serde_json::Value)>>,
 }
 
 impl Problem {
@@ -206,6 +216,7 @@ impl Problem {
             status,
             code,
             message: message.into(),
+            detail: None,
         }
     }
 }
@@ -226,7 +237,20 @@ impl From<CartError> for Problem {
         } else {
             err.to_string()
         };
-        Problem::new(status, err.code(), message)
+        // The lists a client shows next to the message.
+        let detail = match &err {
+            CartError::PricesChanged(changes) => serde_json::to_value(changes)
+                .ok()
+                .map(|v| Box::new(("changes", v))),
+            CartError::ProductUnavailable(products) => serde_json::to_value(products)
+                .ok()
+                .map(|v| Box::new(("products", v))),
+            _ => None,
+        };
+        Problem {
+            detail,
+            ..Problem::new(status, err.code(), message)
+        }
     }
 }
 
@@ -257,11 +281,13 @@ impl Reply {
             status,
             code,
             message,
+            detail,
         } = problem.into();
         ErrorResponse {
             status,
             code,
             message,
+            detail,
             format: self.format,
             cart_url: self.cart_url.clone(),
         }

@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::{Answer, CartRequest, Settings};
+use super::{Answer, CartDetails, CartRequest, Settings};
 use crate::http::body::Fields;
-use crate::http::respond::Problem;
+use crate::http::respond::{json_response, see_other, Format, Problem};
 use crate::CartError;
 
 /// `POST /cart/clear`: removes every line.
@@ -45,13 +45,15 @@ pub(super) async fn remove_discount(req: CartRequest, _: Fields) -> Answer {
         .await
 }
 
-/// `POST /cart/checkout`: checks out, then runs the app's hook once per placed order.
+/// `POST /cart/checkout`: checks out, then runs the app's hook once per placed order. The
+/// JSON answer is the checked-out cart with the price changes the checkout made.
 pub(super) async fn checkout(
     State(settings): State<Settings>,
     req: CartRequest,
     _: Fields,
 ) -> Answer {
-    req.change(async |cart| {
+    req.answer(async {
+        let mut cart = req.open().await?;
         let order = cart.checkout().await?;
         if order.placed_now {
             if let Some(hook) = &settings.hook {
@@ -63,7 +65,12 @@ pub(super) async fn checkout(
         // The session keeps naming the placed order: its next change starts a fresh cart,
         // and a repeated checkout (a double submit, a retry after a lost response) gets
         // this order.
-        Ok(())
+        match req.reply.format {
+            Format::Html => Ok(see_other(&req.reply.cart_url)),
+            Format::Json => Ok(json_response(
+                &CartDetails::load(&cart).await?.with_order(&order),
+            )),
+        }
     })
     .await
 }

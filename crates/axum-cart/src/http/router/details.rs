@@ -3,7 +3,10 @@
 use askama::Template;
 use rust_decimal::Decimal;
 
-use crate::{Cart, CartBadge, CartError, LineOptions, QuantityRule};
+use crate::{
+    Cart, CartBadge, CartError, LineOptions, LinePriceChange, Order, PriceChange, PricePolicy,
+    QuantityRule,
+};
 
 /// One line of [`CartDetails`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +35,44 @@ pub struct CartItem {
     /// quantity × unit_price.
     #[serde(with = "rust_decimal::serde::str")]
     pub total_price: Decimal,
+    /// How the catalogue's current price differs from `unit_price` (the price of the add):
+    /// `{"from": "12.50", "to": "13.00"}`, or `null` when it does not (or the product has no
+    /// price, is gone, or there is no catalogue). Checkout will take the new price
+    /// ([`PricePolicy::Reprice`]) or refuse ([`PricePolicy::Refuse`]); under
+    /// [`PricePolicy::Keep`] it is always `null`. In the answer of a checkout it is the
+    /// change the checkout made (`unit_price` is then the new price).
+    pub price_change: Option<PriceChange>,
+}
+
+/// Something the visitor should know before checking out, in
+/// [`CartDetails::warnings`]: `{"code": "price_changed", "kind": "coffee", "id": 3,
+/// "message": "The price of Coffee went up from 12.50 to 13.00 since you added it."}`.
+///
+/// The codes are stable: `price_changed` (the line's [`CartItem::price_change`] says how)
+/// and `product_unavailable` (the catalogue no longer has the product: checkout is refused
+/// until the line is removed). The message is for people and may change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CartWarning {
+    /// `price_changed` or `product_unavailable`.
+    pub code: &'static str,
+    /// The line's product kind.
+    pub kind: String,
+    /// The line's product id.
+    pub id: i64,
+    /// A sentence naming the product.
+    pub message: String,
+}
+
+impl CartWarning {
+    fn price_changed(change: &LinePriceChange) -> CartWarning {
+        CartWarning {
+            code: "price_changed",
+            kind: change.product.kind().to_owned(),
+            id: change.product.id(),
+            message: change.message(),
+        }
+    }
 }
 
 /// Everything the cart page shows: the JSON body of the cart routes, and what a
@@ -49,6 +90,11 @@ pub struct CartDetails {
     pub checked_out: bool,
     /// The lines, in the order they were added.
     pub items: Vec<CartItem>,
+    /// What the visitor should know before checking out (changed prices, products gone),
+    /// in line order; empty when all is well, when there is no catalogue, and for a
+    /// checked-out cart (except in the answer of the checkout itself, which lists the
+    /// prices it changed).
+    pub warnings: Vec<CartWarning>,
     /// Σ quantity × unit_price.
     #[serde(with = "rust_decimal::serde::str")]
     pub subtotal: Decimal,
@@ -108,21 +154,50 @@ impl CartDetails {
         let totals = cart.totals().await?;
         let lines = cart.items_with_products().await?;
         let config = cart.carts().config();
+        // An open cart is compared with the catalogue; a placed order's prices are final.
+        let compare = config.checks_catalog() && !totals.checked_out;
+        let mut warnings = Vec::new();
         let items = lines
             .iter()
-            .map(|l| CartItem {
-                line: l.line.key().to_string(),
-                kind: l.line.product.kind().to_owned(),
-                id: l.line.product.id(),
-                options: l.line.options.clone(),
-                quantity_rule: l
-                    .product
-                    .as_ref()
-                    .map_or_else(QuantityRule::new, |p| p.quantity_rule()),
-                name: l.name(),
-                quantity: l.line.quantity,
-                unit_price: l.line.unit_price,
-                total_price: l.line.total_price(),
+            .map(|l| {
+                let name = l.name();
+                let price_change = match config.checkout_prices {
+                    PricePolicy::Keep => None,
+                    _ if compare => l.price_change(),
+                    _ => None,
+                };
+                if let Some(change) = price_change {
+                    warnings.push(CartWarning::price_changed(&LinePriceChange::new(
+                        l.line.product.clone(),
+                        name.clone(),
+                        change,
+                    )));
+                }
+                if compare && l.product.is_none() {
+                    warnings.push(CartWarning {
+                        code: "product_unavailable",
+                        kind: l.line.product.kind().to_owned(),
+                        id: l.line.product.id(),
+                        message: format!(
+                            "{name} is no longer available: remove it from the cart to check out."
+                        ),
+                    });
+                }
+                CartItem {
+                    line: l.line.key().to_string(),
+                    kind: l.line.product.kind().to_owned(),
+                    id: l.line.product.id(),
+                    options: l.line.options.clone(),
+                    quantity_rule: l
+                        .product
+                        .as_ref()
+                        .map_or_else(QuantityRule::new, |p| p.quantity_rule()),
+                    name,
+                    quantity: l.line.quantity,
+                    unit_price: l.line.unit_price,
+                    total_price: l.line.total_price(),
+                    price_change,
+                }
             })
             .collect::<Vec<_>>();
         Ok(CartDetails {
@@ -131,6 +206,7 @@ impl CartDetails {
             is_empty: items.is_empty(),
             checked_out: totals.checked_out,
             items,
+            warnings,
             subtotal: totals.subtotal,
             discount_code: totals.discount_code,
             discount: totals.discount,
@@ -140,6 +216,29 @@ impl CartDetails {
             currency_symbol: config.currency_symbol.clone(),
             cart_url: crate::config::normal_cart_url(&config.cart_url),
         })
+    }
+
+    /// The answer of a checkout: the checked-out cart, with the price changes the checkout
+    /// made on its lines and as warnings.
+    pub(super) fn with_order(mut self, order: &Order) -> CartDetails {
+        for change in &order.price_changes {
+            if let Some(item) = self
+                .items
+                .iter_mut()
+                .find(|i| i.kind == change.product.kind() && i.id == change.product.id())
+            {
+                item.price_change = Some(change.change);
+            }
+            self.warnings.push(CartWarning {
+                message: format!(
+                    "{} The order was placed at {}.",
+                    change.message(),
+                    change.change.to
+                ),
+                ..CartWarning::price_changed(change)
+            });
+        }
+        self
     }
 
     /// The header badge of this cart (a checked-out cart shows as empty).

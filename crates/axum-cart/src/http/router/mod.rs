@@ -22,7 +22,7 @@ mod details;
 mod lines;
 mod page;
 
-pub use details::{CartDetails, CartItem};
+pub use details::{CartDetails, CartItem, CartWarning};
 
 type CheckoutHook =
     Arc<dyn Fn(Order) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync>;
