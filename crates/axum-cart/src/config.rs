@@ -43,6 +43,9 @@ pub struct CartConfig {
     /// ([`PricePolicy::Reprice`] by default); see
     /// [`CartsBuilder::checkout_prices`](crate::CartsBuilder::checkout_prices).
     pub checkout_prices: PricePolicy,
+    /// How long a [`Cart::freeze`](crate::Cart::freeze) lasts unless it is ended sooner;
+    /// 15 minutes by default.
+    pub freeze_timeout: time::Duration,
 }
 
 impl std::fmt::Debug for CartConfig {
@@ -54,6 +57,7 @@ impl std::fmt::Debug for CartConfig {
             .field("cart_url", &self.cart_url)
             .field("currency_symbol", &self.currency_symbol)
             .field("checkout_replay_window", &self.checkout_replay_window)
+            .field("freeze_timeout", &self.freeze_timeout)
             .field("checkout_prices", &self.checkout_prices)
             .field("catalog", &self.catalog.is_some())
             .finish_non_exhaustive()

@@ -113,6 +113,10 @@ pub enum CartError {
     /// A change to a cart that has been checked out.
     #[error("This cart has been checked out and can no longer be changed.")]
     CheckedOut,
+    /// A change to the lines or discount of a cart frozen for its payment
+    /// ([`Cart::freeze`](crate::Cart::freeze)). Answered with 409.
+    #[error("This cart is frozen while its payment runs; unfreeze it to change it.")]
+    CartFrozen,
     /// `merge` of a cart into itself.
     #[error("Cannot merge a cart with itself.")]
     MergeIntoSelf,
@@ -198,6 +202,7 @@ impl CartError {
             CartError::PricesChanged(_) => "prices_changed",
             CartError::ProductUnavailable(_) => "product_unavailable",
             CartError::CheckedOut => "checked_out",
+            CartError::CartFrozen => "cart_frozen",
             CartError::MergeIntoSelf => "merge_into_self",
             CartError::InvalidPayload(_) => "invalid_payload",
             CartError::Session(_) => "session_error",

@@ -11,6 +11,7 @@ use super::{Binding, Cart};
 use crate::error::CartError;
 use crate::events::CartEvent;
 use crate::prices::LinePriceChange;
+use crate::prices::PricePolicy;
 use crate::store::{now_epoch, Snapshot, Write};
 use crate::types::{subtotal, CartId, Line, Order, Totals};
 
@@ -50,7 +51,7 @@ impl Cart {
         // The cart as this call expects to check it out: its prices as the policy sets them
         // (a refusal is the locked plan's to decide).
         let expected = match &reading {
-            Some(r) => match r.apply(&pre, policy, true) {
+            Some(r) => match r.apply(&pre, frozen_keeps(&pre, policy), true) {
                 Ok(Some(priced)) => priced.snap,
                 _ => (*pre).clone(),
             },
@@ -69,7 +70,7 @@ impl Cart {
                         return Ok(Decision::new(Vec::new(), Planned::AlreadyOut));
                     }
                     let (snap, changes, mut writes) = match &reading {
-                        Some(r) => match r.apply(t, policy, complete)? {
+                        Some(r) => match r.apply(t, frozen_keeps(t, policy), complete)? {
                             Some(p) => (p.snap, p.changes, p.writes),
                             None => {
                                 let lines = t.lines.clone();
@@ -218,6 +219,15 @@ pub(super) fn checkout_rules(
     Ok(writes)
 }
 
+/// A frozen cart keeps its prices while its payment runs: it checks out at them.
+fn frozen_keeps(cart: &Snapshot, policy: PricePolicy) -> PricePolicy {
+    if cart.is_frozen() {
+        PricePolicy::Keep
+    } else {
+        policy
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +243,7 @@ mod tests {
             discount,
             created_at: 0,
             updated_at: 0,
+            frozen_until: None,
             lines: lines
                 .iter()
                 .map(|&(kind, quantity, cents)| {

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::binding::{Decision, Lock};
-use super::{ensure_open, Cart};
+use super::{ensure_changeable, Cart};
 
 use crate::discount::{normalize_code, Discount};
 use crate::error::{CartError, DiscountRefusal};
@@ -15,7 +15,7 @@ impl Cart {
     /// if the code does not exist, or if it is not valid for this cart now.
     pub async fn apply_discount(&mut self, code: &str) -> Result<Discount, CartError> {
         let snap = self.snapshot().await?;
-        ensure_open(&snap)?;
+        ensure_changeable(&snap)?;
         if snap.discount.is_some() {
             return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));
         }
@@ -33,7 +33,7 @@ impl Cart {
         let now = OffsetDateTime::now_utc();
         self.locked(Lock::CART, |locked| {
             let t = &locked.target;
-            ensure_open(t)?;
+            ensure_changeable(t)?;
             if t.discount.is_some() {
                 return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));
             }
@@ -54,7 +54,7 @@ impl Cart {
             if t.discount.is_none() {
                 return Ok(Decision::nothing());
             }
-            ensure_open(t)?;
+            ensure_changeable(t)?;
             Ok(Decision::writes(vec![Write::SetDiscount {
                 cart: t.id,
                 discount: None,

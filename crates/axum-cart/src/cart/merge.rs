@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::binding::{valid_key, Decision, Lock};
 use super::write::after_writes;
-use super::{ensure_open, Binding, Cart};
+use super::{ensure_changeable, ensure_open, Binding, Cart};
 
 use crate::error::CartError;
 use crate::events::CartEvent;
@@ -111,13 +111,13 @@ impl Cart {
         let done = self
             .locked(Lock::merging(&sources), |locked| {
                 let t = &locked.target;
-                ensure_open(t)?;
+                ensure_changeable(t)?;
                 let mut report = MergeReport::default();
                 let mut events = Vec::new();
                 let Some(s) = locked.others.first() else {
                     return Ok(Decision::new(Vec::new(), (report, events)));
                 };
-                ensure_open(s)?;
+                ensure_changeable(s)?;
                 let mut writes = Vec::new();
                 for sl in &s.lines {
                     if unknown.contains(&sl.product) {

@@ -4,6 +4,7 @@ mod binding;
 mod catalog;
 mod checkout;
 mod discount;
+mod freeze;
 mod merge;
 mod pricing;
 mod read;
@@ -85,6 +86,7 @@ fn empty_snapshot() -> Arc<Snapshot> {
         discount: None,
         created_at: 0,
         updated_at: 0,
+        frozen_until: None,
         lines: Vec::new(),
     })
 }
@@ -259,6 +261,16 @@ pub(super) fn exceeds(max: i64) -> CartError {
 pub(super) fn ensure_open(snap: &Snapshot) -> Result<(), CartError> {
     if snap.checked_out {
         Err(CartError::CheckedOut)
+    } else {
+        Ok(())
+    }
+}
+
+/// The cart's lines and discount may change: it is open and not frozen for a payment.
+pub(super) fn ensure_changeable(snap: &Snapshot) -> Result<(), CartError> {
+    ensure_open(snap)?;
+    if snap.is_frozen() {
+        Err(CartError::CartFrozen)
     } else {
         Ok(())
     }

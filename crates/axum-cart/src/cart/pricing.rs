@@ -220,6 +220,7 @@ mod tests {
             discount: None,
             created_at: 0,
             updated_at: 0,
+            frozen_until: None,
             lines: vec![line(1250)],
         };
         let product: Arc<dyn Product> = Arc::new(Priced(Some(Decimal::new(1300, 2))));

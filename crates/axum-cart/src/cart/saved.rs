@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::binding::{Decision, Lock};
 use super::write::{after_writes, check_price, priced, set_events};
-use super::{ensure_open, Cart};
+use super::{ensure_changeable, Cart};
 
 use crate::discount::normalize_code;
 use crate::error::CartError;
@@ -70,7 +70,7 @@ impl Cart {
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
-                ensure_open(t)?;
+                ensure_changeable(t)?;
                 let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
                 if t.lines.len().saturating_add(new) > max_lines {
                     return Err(CartError::TooManyLines { max: max_lines });

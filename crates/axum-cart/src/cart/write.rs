@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 
 use super::binding::{Decision, Lock};
-use super::{ensure_open, exceeds, Binding, Cart};
+use super::{ensure_changeable, exceeds, Binding, Cart};
 
 use crate::error::{CartError, WRITE_ATTEMPTS};
 use crate::events::CartEvent;
@@ -132,6 +132,7 @@ impl Cart {
                         _ => exceeds(max),
                     })
                 }
+                AddOutcome::Frozen => return Err(CartError::CartFrozen),
                 AddOutcome::TooManyLines => {
                     return Err(CartError::TooManyLines {
                         max: self.config().max_lines,
@@ -241,7 +242,7 @@ impl Cart {
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
-                ensure_open(t)?;
+                ensure_changeable(t)?;
                 let old = t
                     .line(key)
                     .ok_or_else(|| CartError::ItemDoesNotExist(key.clone()))?;
@@ -290,7 +291,7 @@ impl Cart {
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
-                ensure_open(t)?;
+                ensure_changeable(t)?;
                 let old = t
                     .line(key)
                     .ok_or_else(|| CartError::ItemDoesNotExist(key.clone()))?;
@@ -327,7 +328,7 @@ impl Cart {
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
-                ensure_open(t)?;
+                ensure_changeable(t)?;
                 Ok(Decision::writes(vec![Write::Clear { cart: t.id }]))
             })
             .await?;
@@ -375,7 +376,7 @@ impl Cart {
         let done = self
             .locked(Lock::CART, |locked| {
                 let t = &locked.target;
-                ensure_open(t)?;
+                ensure_changeable(t)?;
                 let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
                 if t.lines.len().saturating_add(new) > max_lines {
                     return Err(CartError::TooManyLines { max: max_lines });

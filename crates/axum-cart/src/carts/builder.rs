@@ -55,6 +55,7 @@ impl CartsBuilder {
                 cart_url: "/cart".to_owned(),
                 currency_symbol: "$".to_owned(),
                 checkout_replay_window: time::Duration::minutes(15),
+                freeze_timeout: time::Duration::minutes(15),
                 checkout_prices: PricePolicy::Reprice,
             },
             event_capacity: 1024,
@@ -177,6 +178,14 @@ impl CartsBuilder {
     /// values count as zero (no replay).
     pub fn checkout_replay_window(mut self, window: time::Duration) -> Self {
         self.config.checkout_replay_window = window.max(time::Duration::ZERO);
+        self
+    }
+
+    /// How long a freeze ([`Cart::freeze`](crate::Cart::freeze)) lasts unless it is ended
+    /// sooner (default 15 minutes; clamped to between 1 second and 1 day): a payment that
+    /// never comes back does not lock the cart for good.
+    pub fn freeze_timeout(mut self, timeout: time::Duration) -> Self {
+        self.config.freeze_timeout = timeout.clamp(time::Duration::SECOND, time::Duration::DAY);
         self
     }
 

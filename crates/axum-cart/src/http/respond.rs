@@ -39,6 +39,7 @@ pub fn http_status(err: &CartError) -> StatusCode {
         CartError::ItemDoesNotExist(_) | CartError::ProductNotFound(_) => StatusCode::NOT_FOUND,
         CartError::InsufficientStock { .. }
         | CartError::CheckedOut
+        | CartError::CartFrozen
         | CartError::PricesChanged(_)
         | CartError::ProductUnavailable(_) => StatusCode::CONFLICT,
         CartError::InvalidDiscount(_)

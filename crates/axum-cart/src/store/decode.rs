@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 
 use super::driver::Dialect;
+use super::sql::CART_WIDTH;
 use super::{CartRecord, Snapshot};
 use crate::discount::from_epoch;
 use crate::{CartError, CartId, Discount, DiscountKind, Line, LineOptions, ProductRef};
@@ -55,8 +56,8 @@ where
 
 pub(crate) fn decode_record<R: RowExt>(row: &R) -> Result<CartRecord, CartError> {
     let mut record = decode_cart(row, 0)?.record();
-    record.line_count = row.int(5)?;
-    record.item_count = row.int(6)?;
+    record.line_count = row.int(CART_WIDTH)?;
+    record.item_count = row.int(CART_WIDTH + 1)?;
     Ok(record)
 }
 
@@ -67,6 +68,7 @@ pub(crate) fn decode_cart<R: RowExt>(row: &R, at: usize) -> Result<Snapshot, Car
         user_id: row.text_opt(at + 2)?,
         created_at: row.int(at + 3)?,
         updated_at: row.int(at + 4)?,
+        frozen_until: row.int_opt(at + 5)?,
         discount: None,
         lines: Vec::new(),
     })
@@ -121,9 +123,9 @@ pub(crate) fn fold_snapshot<R: RowExt>(rows: &[R]) -> Result<Option<Snapshot>, C
         return Ok(None);
     };
     let mut snap = decode_cart(first, 0)?;
-    snap.discount = decode_discount(first, 5)?;
+    snap.discount = decode_discount(first, CART_WIDTH)?;
     for row in rows {
-        if let Some(line) = decode_line(row, 15)? {
+        if let Some(line) = decode_line(row, CART_WIDTH + 10)? {
             snap.lines.push(line);
         }
     }

@@ -233,6 +233,12 @@ pub(crate) fn is_full_error(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some(super::FULL_SQLSTATE))
 }
 
+/// The schema's guard refused a line write: the cart is frozen (SQLSTATE AXC04, migration
+/// 9000000000000008 on PostgreSQL and MySQL).
+pub(crate) fn is_frozen_error(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some(super::FROZEN_SQLSTATE))
+}
+
 pub(crate) fn is_fk_error(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }

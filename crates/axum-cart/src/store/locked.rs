@@ -3,8 +3,10 @@
 
 use super::common::SqlBackend;
 use super::decode::{decode_cart, decode_discount, decode_line, fold_snapshot, RowExt};
-use super::driver::{is_checked_out_error, is_fk_error, is_full_error, Dialect, Stmt};
-use super::sql::CART_COLUMNS;
+use super::driver::{
+    is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect, Stmt,
+};
+use super::sql::{CART_COLUMNS, CART_WIDTH};
 use super::{now_epoch, used_up, AddLimits, AddOutcome, Snapshot, Write};
 use crate::{CartError, CartId, Line};
 
@@ -44,7 +46,10 @@ pub(crate) async fn upsert_add<D: Dialect>(
     let (limit, values) = if D::SQL.full_guard {
         (", max_lines", "VALUES (?, ?, ?, ?, ?, ?, ?, ?)".to_owned())
     } else {
-        ("", format!("SELECT ?, ?, ?, ?, ?, ?, ? WHERE {ROOM}"))
+        (
+            "",
+            format!("SELECT ?, ?, ?, ?, ?, ?, ? WHERE {ROOM} AND {THAWED}"),
+        )
     };
     let sql = format!(
         "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {price}, \
@@ -60,6 +65,8 @@ pub(crate) async fn upsert_add<D: Dialect>(
         insert.bind(max.lines_bound())
     } else {
         room_stmt::<D>(insert, cart, line, &stored, max)
+            .bind(cart.get())
+            .bind(now_epoch())
     };
     let mut conn = store.writer()?.acquire().await?;
     let result = insert.bind(max.quantity).int(&mut conn).await;
@@ -71,6 +78,7 @@ pub(crate) async fn upsert_add<D: Dialect>(
         Ok(None) => refused_add::<D>(&mut conn, cart, line, &stored).await,
         Err(e) if is_checked_out_error::<D>(&e) => Ok(AddOutcome::CheckedOut),
         Err(e) if is_full_error(&e) => Ok(AddOutcome::TooManyLines),
+        Err(e) if is_frozen_error(&e) => Ok(AddOutcome::Frozen),
         Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
         Err(e) => Err(e.into()),
     }
@@ -81,6 +89,10 @@ pub(crate) async fn upsert_add<D: Dialect>(
 pub(crate) const ROOM: &str = "(EXISTS (SELECT 1 FROM cart_items WHERE cart_id = ? \
      AND product_kind = ? AND product_id = ? AND options_key = ?) \
      OR (SELECT COUNT(*) FROM cart_items WHERE cart_id = ?) < ?)";
+
+/// The condition of an add's insert where the schema has no freeze guard: the cart is not
+/// frozen (cart, now).
+const THAWED: &str = "NOT EXISTS (SELECT 1 FROM cart_carts WHERE id = ? AND frozen_until > ?)";
 
 /// Binds the values of [`ROOM`].
 pub(crate) fn room_stmt<'a, D: Dialect>(
@@ -98,8 +110,8 @@ pub(crate) fn room_stmt<'a, D: Dialect>(
         .bind(max.lines_bound())
 }
 
-/// Why an add wrote nothing: the cart is gone or checked out, the line would pass its
-/// maximum, or the line is new and the cart is full. Read after the fact (the rare path).
+/// Why an add wrote nothing: the cart is gone, checked out or frozen, the line would pass
+/// its maximum, or the line is new and the cart is full. Read after the fact (the rare path).
 pub(crate) async fn refused_add<D: Dialect>(
     conn: &mut D::Connection,
     cart: CartId,
@@ -108,7 +120,7 @@ pub(crate) async fn refused_add<D: Dialect>(
 ) -> Result<AddOutcome, CartError> {
     let row = Stmt::<D>::new(
         "SELECT c.checked_out, (SELECT COUNT(*) FROM cart_items i WHERE i.cart_id = c.id \
-         AND i.product_kind = ? AND i.product_id = ? AND i.options_key = ?) \
+         AND i.product_kind = ? AND i.product_id = ? AND i.options_key = ?), c.frozen_until \
          FROM cart_carts c WHERE c.id = ?",
     )
     .bind(line.product.kind())
@@ -122,6 +134,8 @@ pub(crate) async fn refused_add<D: Dialect>(
     };
     Ok(if row.flag(0)? {
         AddOutcome::CheckedOut
+    } else if row.int_opt(2)?.is_some_and(|until| until > now_epoch()) {
+        AddOutcome::Frozen
     } else if row.int(1)? > 0 {
         AddOutcome::Exceeded
     } else {
@@ -178,7 +192,7 @@ pub(crate) async fn read_locked<D: Dialect>(
         return Ok(None);
     };
     let mut snap = decode_cart(&row, 0)?;
-    if let Some(discount) = row.int_opt(5)? {
+    if let Some(discount) = row.int_opt(CART_WIDTH)? {
         let lock = if lock_discount { s.lock } else { "" };
         let sql = format!("{} WHERE d.id = ?{lock}", s.discount_select());
         snap.discount = match Stmt::<D>::new(sql).bind(discount).one(conn).await? {
@@ -254,9 +268,14 @@ pub(crate) async fn apply<D: Dialect>(
             .await?;
             return if done == 0 { Err(used_up()) } else { Ok(()) };
         }
+        Write::Freeze { cart, until } => {
+            Stmt::new("UPDATE cart_carts SET frozen_until = ? WHERE id = ?")
+                .bind(*until)
+                .bind(cart.get())
+        }
         Write::CheckOut { cart } => Stmt::new(format!(
             "UPDATE cart_carts SET checked_out = {}, checked_out_at = ?, updated_at = ?, \
-             session_key = NULL WHERE id = ? AND {}",
+             session_key = NULL, frozen_until = NULL WHERE id = ? AND {}",
             s.true_,
             s.open("checked_out")
         ))
@@ -284,6 +303,7 @@ pub(crate) async fn apply<D: Dialect>(
     match stmt.run(conn).await {
         Ok(_) => Ok(()),
         Err(e) if is_checked_out_error::<D>(&e) => Err(CartError::CheckedOut),
+        Err(e) if is_frozen_error(&e) => Err(CartError::CartFrozen),
         Err(e) => Err(e.into()),
     }
 }

@@ -171,10 +171,17 @@ pub(crate) struct Snapshot {
     pub discount: Option<Discount>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Frozen (for a payment) until this Unix time, if it was frozen.
+    pub frozen_until: Option<i64>,
     pub lines: Vec<Line>,
 }
 
 impl Snapshot {
+    /// Whether the cart is frozen now: an open cart whose freeze has not expired.
+    pub(crate) fn is_frozen(&self) -> bool {
+        !self.checked_out && self.frozen_until.is_some_and(|until| until > now_epoch())
+    }
+
     /// The line with this key (product and options).
     pub(crate) fn line(&self, key: &LineKey) -> Option<&Line> {
         self.lines.iter().find(|l| l.key() == *key)
@@ -223,6 +230,8 @@ pub(crate) enum AddOutcome {
     TooManyLines,
     /// The cart is checked out; nothing changed.
     CheckedOut,
+    /// The cart is frozen for a payment; nothing changed.
+    Frozen,
     /// The cart row no longer exists; nothing changed.
     Gone,
 }
@@ -242,8 +251,10 @@ pub(crate) enum Write {
     SetUser { cart: CartId, user: Option<String> },
     /// Count one use of a discount; fails if it would pass `max_uses`.
     UseDiscount { discount: i64 },
-    /// Mark the cart checked out.
+    /// Mark the cart checked out (which ends a freeze).
     CheckOut { cart: CartId },
+    /// Freeze the cart until this Unix time, or end its freeze (`None`).
+    Freeze { cart: CartId, until: Option<i64> },
     /// Delete the cart row (and its lines), recording that it was merged into `into`, so a
     /// request still holding its id follows it.
     MergeAway { cart: CartId, into: CartId },
@@ -435,6 +446,9 @@ pub(crate) const CHECKED_OUT_SQLSTATE: &str = "AXC01";
 
 /// The SQLSTATE of the guard refusing a new line in a full cart (PostgreSQL and MySQL).
 pub(crate) const FULL_SQLSTATE: &str = "AXC03";
+
+/// The SQLSTATE of the guard refusing a line write to a frozen cart (PostgreSQL and MySQL).
+pub(crate) const FROZEN_SQLSTATE: &str = "AXC04";
 
 pub(crate) fn used_up() -> CartError {
     CartError::InvalidDiscount(DiscountRefusal::UsedUp)

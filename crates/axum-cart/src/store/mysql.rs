@@ -9,7 +9,9 @@ use sqlx::mysql::{MySqlArguments, MySqlQueryResult, MySqlRow};
 use sqlx::{Arguments, MySql, Row};
 
 use super::common::SqlBackend;
-use super::driver::{is_checked_out_error, is_fk_error, is_full_error, Dialect, Stmt};
+use super::driver::{
+    is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect, Stmt,
+};
 use super::locked::{line_stmt, refused_add, Stored};
 use super::sql::{Spelling, Upsert};
 use super::{migrator, AddLimits, AddOutcome};
@@ -108,6 +110,7 @@ impl Dialect for MySql {
             Ok(rows) => rows,
             Err(e) if is_checked_out_error::<MySql>(&e) => return Ok(AddOutcome::CheckedOut),
             Err(e) if is_full_error(&e) => return Ok(AddOutcome::TooManyLines),
+            Err(e) if is_frozen_error(&e) => return Ok(AddOutcome::Frozen),
             Err(e) if is_fk_error(&e) => return Ok(AddOutcome::Gone),
             Err(e) if is_check_error(&e) => return Ok(AddOutcome::Exceeded),
             Err(e) => return Err(e.into()),

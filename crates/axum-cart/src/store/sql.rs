@@ -202,7 +202,11 @@ pub(crate) fn spelled<'s>(spelling: &Spelling, sql: &'s str) -> Cow<'s, str> {
 }
 
 /// The columns every cart query selects, in this order.
-pub(crate) const CART_COLUMNS: &str = "c.id, c.checked_out, c.user_id, c.created_at, c.updated_at";
+pub(crate) const CART_COLUMNS: &str =
+    "c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, c.frozen_until";
+
+/// How many columns [`CART_COLUMNS`] has: what follows them starts here.
+pub(crate) const CART_WIDTH: usize = 6;
 
 /// A cart listing: carts with their line and unit counts, newest first.
 fn listing(spelling: &Spelling, clause: &str, page: &str) -> String {

@@ -18,7 +18,7 @@ use super::common::SqlBackend;
 use super::decode::{decode_cart, decode_discount, skipped_line, RowExt};
 use super::driver::{Dialect, Stmt};
 use super::migrator;
-use super::sql::{Spelling, Upsert};
+use super::sql::{Spelling, Upsert, CART_WIDTH};
 use super::Snapshot;
 use crate::money::{from_cents, to_cents};
 use crate::{CartError, CartId, Line, LineOptions, ProductRef};
@@ -141,8 +141,8 @@ impl Dialect for Sqlite {
             return Ok(None);
         };
         let mut snap = decode_cart(&row, 0)?;
-        snap.discount = decode_discount(&row, 5)?;
-        if let Some(packed) = row.text_opt(15)? {
+        snap.discount = decode_discount(&row, CART_WIDTH)?;
+        if let Some(packed) = row.text_opt(CART_WIDTH + 10)? {
             snap.lines = unpack_lines(&packed);
         }
         Ok(Some(snap))
@@ -168,7 +168,7 @@ impl Dialect for Sqlite {
 /// neither a kind nor stored options ever contain). sqlx hands SQLite rows from a worker
 /// thread one message at a time, so one row instead of one per line keeps a 100-line cart
 /// as cheap to read as a 1-line one.
-const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, \
+const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, c.frozen_until, \
      d.id, d.code, d.discount_type, d.value_cents, d.min_cart_value_cents, d.max_uses, d.current_uses, \
      d.active, d.valid_from, d.valid_until, \
      (SELECT group_concat(i.product_kind || char(31) || i.product_id || char(31) || i.quantity \

@@ -13,6 +13,16 @@ pub(super) async fn clear(req: CartRequest, _: Fields) -> Answer {
     req.change(async |cart| Ok(cart.clear().await?)).await
 }
 
+/// `POST /cart/freeze`: freezes the cart while its payment runs.
+pub(super) async fn freeze(req: CartRequest, _: Fields) -> Answer {
+    req.change(async |cart| Ok(cart.freeze().await?)).await
+}
+
+/// `POST /cart/unfreeze`: ends the cart's freeze.
+pub(super) async fn unfreeze(req: CartRequest, _: Fields) -> Answer {
+    req.change(async |cart| Ok(cart.unfreeze().await?)).await
+}
+
 /// `POST /cart/discount`: applies the discount `code`.
 pub(super) async fn apply_discount(req: CartRequest, fields: Fields) -> Answer {
     req.change(async |cart| {

@@ -88,6 +88,9 @@ pub struct CartDetails {
     pub is_empty: bool,
     /// Whether the cart has been checked out.
     pub checked_out: bool,
+    /// Whether the cart is frozen for its payment ([`Cart::freeze`]): its lines and
+    /// discount cannot change, and it checks out at the prices it holds.
+    pub frozen: bool,
     /// The lines, in the order they were added.
     pub items: Vec<CartItem>,
     /// What the visitor should know before checking out (changed prices, products gone),
@@ -154,8 +157,10 @@ impl CartDetails {
         let totals = cart.totals().await?;
         let lines = cart.items_with_products().await?;
         let config = cart.carts().config();
-        // An open cart is compared with the catalogue; a placed order's prices are final.
-        let compare = config.checks_catalog() && !totals.checked_out;
+        let frozen = !totals.checked_out && cart.is_frozen().await?;
+        // An open cart is compared with the catalogue; a placed order's prices are final,
+        // and so are a frozen cart's.
+        let compare = config.checks_catalog() && !totals.checked_out && !frozen;
         let mut warnings = Vec::new();
         let items = lines
             .iter()
@@ -205,6 +210,7 @@ impl CartDetails {
             unique_count: totals.unique_count,
             is_empty: items.is_empty(),
             checked_out: totals.checked_out,
+            frozen,
             items,
             warnings,
             subtotal: totals.subtotal,

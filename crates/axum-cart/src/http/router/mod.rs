@@ -39,6 +39,8 @@ type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + 
 /// | `POST /cart/lines/{line}/update` | sets the quantity of the line with this key (0 removes) |
 /// | `POST /cart/lines/{line}/remove` | removes the line with this key |
 /// | `POST /cart/clear` | removes every line |
+/// | `POST /cart/freeze` | freezes the cart while its payment runs (changes get 409 `cart_frozen`) |
+/// | `POST /cart/unfreeze` | ends the freeze |
 /// | `POST /cart/discount` | applies the discount `code` |
 /// | `POST /cart/discount/remove` | removes the discount |
 /// | `POST /cart/checkout` | checks out and calls the app's checkout hook |
@@ -183,6 +185,8 @@ impl CartRouter {
             .route("/cart/lines/{line}/update", action(lines::update_line))
             .route("/cart/lines/{line}/remove", action(lines::remove_line))
             .route("/cart/clear", action(actions::clear))
+            .route("/cart/freeze", action(actions::freeze))
+            .route("/cart/unfreeze", action(actions::unfreeze))
             .route("/cart/discount", action(actions::apply_discount))
             .route("/cart/discount/remove", action(actions::remove_discount))
             .route("/cart/checkout", action(actions::checkout))
