@@ -32,7 +32,9 @@ mod forms;
 ///   line to set its quantity and unit price, and a button to remove it.
 /// - `POST /carts/{id}/lines/{kind}/{product}`: set a line (form fields `quantity`, 0
 ///   removes the line, and optional `unit_price`); the cart's limits apply as for
-///   [`Cart::update`](crate::Cart::update).
+///   [`Cart::update`](crate::Cart::update). `{product}` is the product id, followed by
+///   `:` and the options' digest for a line with options (the end of its
+///   [`LineKey`](crate::LineKey)).
 /// - `POST /carts/{id}/lines/{kind}/{product}/remove`: remove a line.
 /// - `GET  /discounts`: every code, with a form to create one.
 /// - `POST /discounts`: create (form fields `code`, `kind` = percent|fixed, `value`,
