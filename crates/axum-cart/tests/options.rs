@@ -194,6 +194,22 @@ async fn options_make_their_own_lines_whatever_their_order(h: Harness) {
         7
     );
     assert_eq!(lines.len(), 3);
+    // The database itself refuses a second row of one line.
+    let price = if h.backend == "sqlite" {
+        "unit_price_cents"
+    } else {
+        "unit_price"
+    };
+    let copy = format!(
+        "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {price}, options, \
+         options_key) SELECT cart_id, product_kind, product_id, 1, {price}, options, options_key \
+         FROM cart_items WHERE options <> ''"
+    );
+    let err = h.raw.exec(&copy).await.unwrap_err();
+    assert!(
+        matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation()),
+        "{err:?}"
+    );
 }
 
 async fn options_the_product_does_not_take_are_refused_and_change_nothing(h: Harness) {
