@@ -484,6 +484,14 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_key_text_is_the_key() {
+        let plain = crate::Line::new(ProductRef::new("book", 42).unwrap(), 1, Decimal::ONE);
+        assert_eq!(plain.key_string(), plain.key().to_string());
+        let ground = plain.with_options(LineOptions::from_pairs([("grind", "fine")]).unwrap());
+        assert_eq!(ground.key_string(), ground.key().to_string());
+    }
+
+    #[test]
     fn keys_parse_only_what_they_print() {
         for bad in [
             "",

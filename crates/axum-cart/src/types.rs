@@ -99,6 +99,23 @@ impl Line {
         LineKey::new(self.product.clone(), &self.options)
     }
 
+    /// The text of [`key`](Self::key), built without the product's copy (a page renders one
+    /// per line).
+    pub(crate) fn key_string(&self) -> String {
+        use std::fmt::Write as _;
+        let digest = self.options.digest();
+        let kind = self.product.kind();
+        let mut key = String::with_capacity(kind.len() + 21 + digest.len());
+        key.push_str(kind);
+        key.push(':');
+        let _ = write!(key, "{}", self.product.id());
+        if !digest.is_empty() {
+            key.push(':');
+            key.push_str(&digest);
+        }
+        key
+    }
+
     /// Whether `other` is the same line (same product and options), whatever its quantity.
     pub(crate) fn same_line(&self, other: &Line) -> bool {
         self.product == other.product && self.options == other.options

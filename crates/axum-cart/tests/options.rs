@@ -114,12 +114,20 @@ fn with(pairs: &[(&str, &str)]) -> AddOptions {
 
 async fn options_make_their_own_lines_whatever_their_order(h: Harness) {
     let carts = h.builder().catalog(Shop).build();
+    let mut events = carts.subscribe();
     let mut cart = carts.new_cart();
     let coffee = thing("coffee", 1);
     let book = thing("book", 1);
     cart.add_with(&coffee, d("10.00"), 1, with(&[("grind", "espresso")]))
         .await
         .unwrap();
+    // The event carries the line's options.
+    match events.try_recv() {
+        Ok(axum_cart::CartEvent::ItemAdded { line, .. }) => {
+            assert_eq!(line.options.get("grind"), Some("espresso"))
+        }
+        other => panic!("expected ItemAdded, got {other:?}"),
+    }
     cart.add_with(&coffee, d("10.00"), 2, with(&[("grind", "filter")]))
         .await
         .unwrap();

@@ -23,7 +23,11 @@ use crate::types::Line;
 /// large): the line then keeps its own price.
 pub(crate) fn current_unit_price(line: &Line, product: &dyn Product) -> Option<Decimal> {
     // What the line's options add now; options the product no longer takes keep the price.
-    let extra = match line.options.check(product) {
+    let extra = match line.options.is_empty() {
+        true => Ok(Decimal::ZERO),
+        false => line.options.check(product),
+    };
+    let extra = match extra {
         Ok(extra) => extra,
         Err(e) => {
             tracing::warn!(product = %line.product, error = %e, "the line's options are no longer the product's; the line keeps its price");

@@ -32,10 +32,10 @@ pub(crate) async fn joined_load<D: Dialect>(
 }
 
 /// Adds to a line with `ON CONFLICT … DO UPDATE … WHERE … RETURNING`: one statement,
-/// which returns no row when the maximum would be passed. A new line in a full cart is
-/// refused by the schema's guard where it has one ([`Spelling::full_guard`], SQLSTATE
-/// AXC03, exact under concurrency as it counts under the cart row's lock); otherwise (SQLite,
-/// whose writes are serialised) the insert selects nothing then.
+/// which returns no row when the maximum would be passed. The schema's guard refuses a line
+/// write to a checked-out or frozen cart and a new line in a full cart (`add` gives the
+/// cart's most lines in `max_lines`), under the cart row's lock on PostgreSQL and MySQL
+/// and under SQLite's single writer: exact under concurrency.
 pub(crate) async fn upsert_add<D: Dialect>(
     store: &SqlBackend<D>,
     cart: CartId,
@@ -43,71 +43,37 @@ pub(crate) async fn upsert_add<D: Dialect>(
     max: AddLimits,
 ) -> Result<AddOutcome, CartError> {
     let price = D::SQL.price;
-    let (limit, values) = if D::SQL.full_guard {
-        (", max_lines", "VALUES (?, ?, ?, ?, ?, ?, ?, ?)".to_owned())
-    } else {
-        (
-            "",
-            format!("SELECT ?, ?, ?, ?, ?, ?, ? WHERE {ROOM} AND {THAWED}"),
-        )
-    };
     let sql = format!(
         "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {price}, \
-         options, options_key{limit}) {values} \
+         options, options_key, max_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (cart_id, product_kind, product_id, options_key) DO UPDATE \
          SET quantity = cart_items.quantity + excluded.quantity, {price} = excluded.{price} \
          WHERE cart_items.quantity + excluded.quantity <= ? \
          RETURNING quantity"
     );
     let stored = Stored::of(line);
-    let insert = line_stmt::<D>(&sql, cart, line, &stored);
-    let insert = if D::SQL.full_guard {
-        insert.bind(max.lines_bound())
-    } else {
-        room_stmt::<D>(insert, cart, line, &stored, max)
-            .bind(cart.get())
-            .bind(now_epoch())
-    };
     let mut conn = store.writer()?.acquire().await?;
-    let result = insert.bind(max.quantity).int(&mut conn).await;
+    let result = line_stmt::<D>(&sql, cart, line, &stored)
+        .bind(max.lines_bound())
+        .bind(max.quantity)
+        .int(&mut conn)
+        .await;
     if result.is_ok() {
         D::after_write(store, &mut conn).await;
     }
     match result {
         Ok(Some(quantity)) => Ok(AddOutcome::Added { quantity }),
-        Ok(None) => refused_add::<D>(&mut conn, cart, line, &stored).await,
+        Ok(None) => Ok(AddOutcome::Exceeded),
+        // SQLite raises every refusal of its guard with one code: which one, the cart says.
+        Err(e) if is_checked_out_error::<D>(&e) && !D::SQL.guard_codes => {
+            refused_add::<D>(&mut conn, cart, line, &stored).await
+        }
         Err(e) if is_checked_out_error::<D>(&e) => Ok(AddOutcome::CheckedOut),
         Err(e) if is_full_error(&e) => Ok(AddOutcome::TooManyLines),
         Err(e) if is_frozen_error(&e) => Ok(AddOutcome::Frozen),
         Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
         Err(e) => Err(e.into()),
     }
-}
-
-/// The condition of an add's insert: the line exists, or the cart has room for one more
-/// (cart, kind, id, options key, cart, most lines).
-pub(crate) const ROOM: &str = "(EXISTS (SELECT 1 FROM cart_items WHERE cart_id = ? \
-     AND product_kind = ? AND product_id = ? AND options_key = ?) \
-     OR (SELECT COUNT(*) FROM cart_items WHERE cart_id = ?) < ?)";
-
-/// The condition of an add's insert where the schema has no freeze guard: the cart is not
-/// frozen (cart, now).
-const THAWED: &str = "NOT EXISTS (SELECT 1 FROM cart_carts WHERE id = ? AND frozen_until > ?)";
-
-/// Binds the values of [`ROOM`].
-pub(crate) fn room_stmt<'a, D: Dialect>(
-    stmt: Stmt<'a, D>,
-    cart: CartId,
-    line: &'a Line,
-    stored: &'a Stored,
-    max: AddLimits,
-) -> Stmt<'a, D> {
-    stmt.bind(cart.get())
-        .bind(line.product.kind())
-        .bind(line.product.id())
-        .bind(stored.key.as_str())
-        .bind(cart.get())
-        .bind(max.lines_bound())
 }
 
 /// Why an add wrote nothing: the cart is gone, checked out or frozen, the line would pass

@@ -60,7 +60,7 @@ impl Dialect for MySql {
         returning: false,
         ordered_delete: true,
         detach_discount: false,
-        full_guard: true,
+        guard_codes: true,
     };
     /// The SQLSTATE the guard triggers SIGNAL (migration 9000000000000006); the product
     /// kind's triggers keep the generic 45000.

@@ -31,7 +31,7 @@ impl Dialect for Postgres {
         returning: true,
         ordered_delete: false,
         detach_discount: false,
-        full_guard: true,
+        guard_codes: true,
     };
     /// The SQLSTATE the guard raises (migration 9000000000000006), its own class so no
     /// other error is mistaken for it.

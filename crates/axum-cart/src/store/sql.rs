@@ -38,9 +38,9 @@ pub(crate) struct Spelling {
     /// `DELETE … ORDER BY id LIMIT ?` directly (MySQL cannot use a LIMIT in an `IN`
     /// subquery), else through `id IN (SELECT … LIMIT ?)`.
     pub ordered_delete: bool,
-    /// The schema refuses a new line in a full cart itself: `add` gives its limit in the
-    /// `max_lines` column, which the guard trigger reads under the cart row's lock.
-    pub full_guard: bool,
+    /// The schema's guard raises its own code for each refusal (checked out, full, frozen);
+    /// SQLite's raise one code for all, and the store reads the cart to tell them apart.
+    pub guard_codes: bool,
     /// Deleting a discount first detaches the carts holding it, in the same transaction
     /// (SQLite: the connection may not enforce foreign keys).
     pub detach_discount: bool,
@@ -303,7 +303,7 @@ mod tests {
         returning: false,
         ordered_delete: true,
         detach_discount: false,
-        full_guard: false,
+        guard_codes: false,
     };
     const D: Spelling = Spelling {
         numbered: true,

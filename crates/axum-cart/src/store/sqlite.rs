@@ -79,7 +79,7 @@ impl Dialect for Sqlite {
         returning: true,
         ordered_delete: false,
         detach_discount: true,
-        full_guard: false,
+        guard_codes: false,
     };
     /// SQLITE_CONSTRAINT_TRIGGER, the extended result code of a trigger's `RAISE(ABORT, …)`.
     /// The guard is the one trigger a line write of the store can trip: the other trigger

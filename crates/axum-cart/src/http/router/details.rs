@@ -189,7 +189,7 @@ impl CartDetails {
                     });
                 }
                 CartItem {
-                    line: l.line.key().to_string(),
+                    line: l.line.key_string(),
                     kind: l.line.product.kind().to_owned(),
                     id: l.line.product.id(),
                     options: l.line.options.clone(),
