@@ -29,6 +29,7 @@ backend_tests!(
     concurrent_new_lines_never_pass_the_most_lines,
     http_adds_lines_with_options_and_changes_them_by_key,
     http_refuses_bad_options_and_rules_with_4xx_and_changes_nothing,
+    admin_pages_show_and_change_lines_with_options,
 );
 
 /// The shop's products: coffee takes a grind (required), a book can be gift-wrapped
@@ -715,4 +716,78 @@ async fn http_refuses_bad_options_and_rules_with_4xx_and_changes_nothing(h: Harn
         (StatusCode::BAD_REQUEST, Some("invalid_options"))
     );
     assert_eq!(client.cart().await, before, "nothing changed");
+}
+
+async fn admin_pages_show_and_change_lines_with_options(h: Harness) {
+    let carts = h.builder().catalog(Shop).build();
+    let admin = Router::new().nest("/admin", axum_cart::admin_router(carts.clone()));
+    let mut cart = carts.new_cart();
+    let coffee = thing("coffee", 1);
+    cart.add_with(&coffee, d("10.00"), 1, with(&[("grind", "espresso")]))
+        .await
+        .unwrap();
+    cart.add_with(&coffee, d("10.00"), 2, with(&[("grind", "filter")]))
+        .await
+        .unwrap();
+    let id = cart.id().await.unwrap().unwrap();
+    let filter = LineKey::new(p("coffee", 1), &opts(&[("grind", "filter")])).to_string();
+    let path = format!(
+        "/admin/carts/{id}/lines/coffee/{}",
+        &filter["coffee:".len()..]
+    );
+    let send = |req: Request<Body>| {
+        let admin = admin.clone();
+        async move {
+            let res = admin.oneshot(req).await.unwrap();
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let (status, page) = send(
+        Request::get(format!("/admin/carts/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("grind: espresso") && page.contains("grind: filter"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("action=\"{path}\"")),
+        "{path} in {page}"
+    );
+    let form = |path: &str, body: &'static str| {
+        Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (status, _) = send(form(&path, "quantity=5")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    cart.refresh().await.unwrap();
+    let quantities: Vec<i64> = cart
+        .lines()
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.quantity)
+        .collect();
+    assert_eq!(quantities, [1, 5], "only the filter line changed");
+    let (status, _) = send(form(&format!("{path}/remove"), "")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    cart.refresh().await.unwrap();
+    assert_eq!(cart.unique_count().await.unwrap(), 1);
+    // A digest of no line of the cart is a 404, and changes nothing.
+    let (status, _) = send(form(&format!("{path}/remove"), "")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let bad = format!("/admin/carts/{id}/lines/coffee/1:nothex");
+    let (status, _) = send(form(&bad, "quantity=2")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    cart.refresh().await.unwrap();
+    assert_eq!(cart.count().await.unwrap(), 1);
 }
