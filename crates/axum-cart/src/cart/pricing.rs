@@ -113,7 +113,7 @@ impl PriceReading {
                     unit_price: change.to,
                     ..line.clone()
                 };
-                writes.push(Write::Upsert {
+                writes.push(Write::Update {
                     cart: cart.id,
                     line: repriced.clone(),
                 });

@@ -258,7 +258,7 @@ impl Cart {
                     };
                     Ok(Decision::new(vec![delete], (old.clone(), true)))
                 } else {
-                    let upsert = Write::Upsert {
+                    let upsert = Write::Update {
                         cart: t.id,
                         line: line.clone(),
                     };
@@ -486,10 +486,12 @@ pub(super) fn after_writes(lines: &[Line], writes: &[Write]) -> Vec<Line> {
     let mut after = lines.to_vec();
     for w in writes {
         match w {
-            Write::Upsert { line, .. } => match after.iter_mut().find(|x| x.same_line(line)) {
-                Some(x) => *x = line.clone(),
-                None => after.push(line.clone()),
-            },
+            Write::Upsert { line, .. } | Write::Update { line, .. } => {
+                match after.iter_mut().find(|x| x.same_line(line)) {
+                    Some(x) => *x = line.clone(),
+                    None => after.push(line.clone()),
+                }
+            }
             Write::Delete { key, .. } => after.retain(|x| x.key() != *key),
             Write::Clear { .. } => after.clear(),
             _ => {}

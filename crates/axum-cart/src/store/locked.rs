@@ -201,6 +201,20 @@ pub(crate) async fn apply<D: Dialect>(
             stored = Stored::of(line);
             line_stmt::<D>(&sql, *cart, line, &stored)
         }
+        Write::Update { cart, line } => {
+            stored = Stored::of(line);
+            Stmt::new(format!(
+                "UPDATE cart_items SET quantity = ?, {} = ? WHERE cart_id = ? \
+                 AND product_kind = ? AND product_id = ? AND options_key = ?",
+                s.price
+            ))
+            .bind(line.quantity)
+            .bind(line.unit_price)
+            .bind(cart.get())
+            .bind(line.product.kind())
+            .bind(line.product.id())
+            .bind(stored.key.as_str())
+        }
         Write::Delete { cart, key } => Stmt::new(
             "DELETE FROM cart_items WHERE cart_id = ? AND product_kind = ? AND product_id = ? \
              AND options_key = ?",

@@ -241,6 +241,11 @@ pub(crate) enum AddOutcome {
 pub(crate) enum Write {
     /// Insert the line or set its quantity and price.
     Upsert { cart: CartId, line: Line },
+    /// Set the quantity and price of a line the locked read found. An `UPDATE` by the
+    /// whole unique key: on MySQL it locks that row only, where an upsert also locks the
+    /// gap before it, which reaches into the neighbouring cart's lines (concurrent
+    /// checkouts of neighbouring carts deadlocked on it).
+    Update { cart: CartId, line: Line },
     /// Delete one line.
     Delete { cart: CartId, key: LineKey },
     /// Delete every line.
