@@ -12,7 +12,7 @@ use crate::options::LineKey;
 use crate::product::{product_ref, Product, ProductRef};
 use crate::shipping::ShippingOption;
 use crate::store::{CartRecord, Snapshot};
-use crate::types::{subtotal, Line, LoadedLine, Totals};
+use crate::types::{subtotal, CartView, Line, LoadedLine, Totals};
 
 impl Cart {
     // ---- reads -------------------------------------------------------------------------
@@ -117,14 +117,7 @@ impl Cart {
         if let Some(tax) = self.lock().tax {
             return Ok(tax);
         }
-        let view = self.view(&snap);
-        let tax = self
-            .config()
-            .tax
-            .calculate(&view)
-            .await
-            .map_err(|e| CartError::plugin("tax calculator", e))?;
-        let tax = money::cents(tax);
+        let tax = self.tax_of(&self.view(&snap)).await?;
         self.lock().tax = Some(tax);
         Ok(tax)
     }
@@ -135,14 +128,7 @@ impl Cart {
         if let Some(shipping) = self.lock().shipping {
             return Ok(shipping);
         }
-        let view = self.view(&snap);
-        let shipping = self
-            .config()
-            .shipping
-            .calculate(&view)
-            .await
-            .map_err(|e| CartError::plugin("shipping calculator", e))?;
-        let shipping = money::cents(shipping);
+        let shipping = self.shipping_of(&self.view(&snap)).await?;
         self.lock().shipping = Some(shipping);
         Ok(shipping)
     }
@@ -151,19 +137,29 @@ impl Cart {
     /// to cents; not cached.
     pub(super) async fn figures(&self, snap: &Snapshot) -> Result<(Decimal, Decimal), CartError> {
         let view = self.view(snap);
+        Ok((self.tax_of(&view).await?, self.shipping_of(&view).await?))
+    }
+
+    /// The configured tax calculator's answer for `view`, half-up to cents.
+    async fn tax_of(&self, view: &CartView) -> Result<Decimal, CartError> {
         let tax = self
             .config()
             .tax
-            .calculate(&view)
+            .calculate(view)
             .await
             .map_err(|e| CartError::plugin("tax calculator", e))?;
+        Ok(money::cents(tax))
+    }
+
+    /// The configured shipping calculator's answer for `view`, half-up to cents.
+    async fn shipping_of(&self, view: &CartView) -> Result<Decimal, CartError> {
         let shipping = self
             .config()
             .shipping
-            .calculate(&view)
+            .calculate(view)
             .await
             .map_err(|e| CartError::plugin("shipping calculator", e))?;
-        Ok((money::cents(tax), money::cents(shipping)))
+        Ok(money::cents(shipping))
     }
 
     /// The shipping choices of the configured calculator (not cached).

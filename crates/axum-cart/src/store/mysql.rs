@@ -12,7 +12,7 @@ use super::common::SqlBackend;
 use super::driver::{
     is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect, Stmt,
 };
-use super::locked::{line_stmt, refused_add, Stored};
+use super::locked::{line_stmt, Stored};
 use super::sql::{Spelling, Upsert};
 use super::{migrator, AddLimits, AddOutcome};
 use crate::{CartError, CartId, Line};
@@ -119,9 +119,6 @@ impl Dialect for MySql {
         // `LAST_INSERT_ID(…)` in its branch recorded the line's new quantity as this
         // statement wrote it, in this connection's own session: reading it back can never
         // see another request's units (a `SELECT quantity` could).
-        if rows == 0 {
-            return refused_add::<MySql>(&mut conn, cart, line, &stored).await;
-        }
         if rows == 1 {
             return Ok(AddOutcome::Added {
                 quantity: line.quantity,
