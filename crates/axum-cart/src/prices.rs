@@ -40,6 +40,7 @@ pub enum PricePolicy {
 /// A unit price that changed since the line was added: `from` the line's price `to` the
 /// catalogue's current one. Serialised as `{"from": "12.50", "to": "13.00"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct PriceChange {
     /// The unit price the line was added at.
@@ -73,6 +74,7 @@ impl PriceChange {
 /// [`CartError::PricesChanged`](crate::CartError::PricesChanged). Serialised flat:
 /// `{"kind": "coffee", "id": 3, "name": "Coffee", "from": "12.50", "to": "13.00"}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct LinePriceChange {
     /// The line's product.

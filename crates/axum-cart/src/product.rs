@@ -29,6 +29,7 @@ pub const MAX_KIND_LEN: usize = 50;
 /// assert!(ProductRef::new("Book Shelf", 1).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct ProductRef {
     kind: String,
     id: i64,

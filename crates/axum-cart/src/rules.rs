@@ -20,6 +20,7 @@ use crate::product::ProductRef;
 /// assert_eq!(beans.to_string(), "at least 2, at most 20, in steps of 2");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct QuantityRule {
     /// The fewest units a line may hold (at least 1).

@@ -8,6 +8,7 @@ use crate::types::CartView;
 
 /// One shipping choice shown to the customer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct ShippingOption {
     /// A stable id, e.g. `"standard"`.
     pub id: String,

@@ -191,6 +191,7 @@ async fn adds_racing_a_freeze_are_before_it_or_refused(h: Harness) {
 async fn http_freeze_and_unfreeze(h: Harness) {
     let app = CartRouter::new()
         .build()
+        .layer(common::problems_checked())
         .layer(CartLayer::new(
             h.builder().catalog(common::TestCatalog::default()).build(),
         ))

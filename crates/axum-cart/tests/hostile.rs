@@ -24,7 +24,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::Router;
 use axum_cart::{
-    async_trait, cart_router, BoxError, CartLayer, Carts, Catalog, NewDiscount, Product,
+    async_trait, BoxError, CartLayer, CartRouter, Carts, Catalog, NewDiscount, Product,
     SignedCookieConfig, Store,
 };
 use http_body::Frame;
@@ -194,8 +194,15 @@ fn session_layer() -> SessionManagerLayer<MemoryStore> {
         .with_same_site(SameSite::Lax)
 }
 
+/// The routes under test: the defaults, but no limit on discount attempts (the probes try
+/// hundreds of codes as one visitor; the limit has its own tests in `contract.rs`).
+fn cart_router() -> Router {
+    CartRouter::new().discount_attempts(0, 0).build()
+}
+
 fn session_app(carts: &Carts) -> Router {
     cart_router()
+        .layer(common::problems_checked())
         .layer(CartLayer::new(carts.clone()))
         .layer(session_layer())
 }
@@ -203,12 +210,13 @@ fn session_app(carts: &Carts) -> Router {
 /// Sessions that expire after one second of inactivity.
 fn expiring_app(carts: &Carts) -> Router {
     cart_router()
+        .layer(common::problems_checked())
         .layer(CartLayer::new(carts.clone()))
         .layer(session_layer().with_expiry(Expiry::OnInactivity(time::Duration::seconds(1))))
 }
 
 fn cookie_app(carts: &Carts, key: &Key) -> Router {
-    cart_router().layer(
+    cart_router().layer(common::problems_checked()).layer(
         CartLayer::new(carts.clone()).with_signed_cookie(SignedCookieConfig::new(key.clone())),
     )
 }
@@ -544,7 +552,12 @@ impl Suite {
         let body = String::from_utf8_lossy(&reply.body);
         match (format, reply.status) {
             (Format::Json, s) if s != StatusCode::SEE_OTHER => {
-                if !content_type.starts_with(JSON) {
+                let wanted = if s.as_u16() >= 400 {
+                    "application/problem+json"
+                } else {
+                    JSON
+                };
+                if !content_type.starts_with(wanted) {
                     return Err(format!("a JSON client got {content_type:?}"));
                 }
                 let value: Value =

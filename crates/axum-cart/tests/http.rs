@@ -235,6 +235,7 @@ fn routes(router: CartRouter) -> Router {
         .route("/header", get(header_page))
         .route("/buy", post(buy_espresso))
         .route("/count", get(count))
+        .layer(common::problems_checked())
 }
 
 /// The default set-up: tower-sessions with a memory store.
@@ -288,12 +289,8 @@ impl Reply {
     /// Asserts a JSON error answer and returns its message.
     fn error(&self, status: StatusCode, code: &str) -> String {
         assert_eq!(self.status, status, "body: {}", self.body);
-        assert!(
-            self.content_type().starts_with("application/json"),
-            "{}",
-            self.content_type()
-        );
         let body = self.json();
+        common::assert_problem(status, &self.headers, &body);
         assert_eq!(body["code"], code, "body: {body}");
         body["error"].as_str().expect("error message").to_owned()
     }

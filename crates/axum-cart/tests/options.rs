@@ -444,6 +444,7 @@ fn app(h: &Harness) -> Router {
     let carts = h.builder().catalog(Shop).build();
     CartRouter::new()
         .build()
+        .layer(common::problems_checked())
         .layer(CartLayer::new(carts))
         .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false))
 }

@@ -97,6 +97,7 @@ async fn stock_is_checked_on_every_write_with_the_lines_real_quantity(h: Harness
     let session = kiosk.clone();
     let app = CartRouter::new()
         .build()
+        .layer(common::problems_checked())
         .layer(CartLayer::new(carts.clone()).with_adapter(move |_| Ok(session.clone())));
     let (status, body) = post_json(
         &app,
@@ -515,6 +516,7 @@ async fn a_bad_stored_line_is_skipped_not_a_broken_cart(h: Harness) {
     }
     let app = CartRouter::new()
         .build()
+        .layer(common::problems_checked())
         .layer(CartLayer::new(carts.clone()).with_adapter(move |_| Ok(session.clone())));
     let res = app
         .clone()

@@ -704,6 +704,7 @@ impl Client {
     fn new(carts: &Carts, router: CartRouter) -> Client {
         let app = router
             .build()
+            .layer(common::problems_checked())
             .layer(CartLayer::new(carts.clone()))
             .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false));
         Client { app, cookie: None }

@@ -138,7 +138,7 @@ const ADAPTERS: [Adapter; 3] = [
 ];
 
 fn app(carts: &Carts, adapter: Adapter, store: &FlakyStore) -> Router {
-    let routes = CartRouter::new().build();
+    let routes = CartRouter::new().build().layer(common::problems_checked());
     match adapter {
         Adapter::TowerSessions => routes
             .route("/hello", get(hello))
@@ -486,7 +486,7 @@ async fn a_failed_session_write_is_a_503_and_leaves_no_row(h: Harness) {
             "{}",
             reply.body
         );
-        assert!(reply.content_type.starts_with("application/json"));
+        assert_eq!(reply.content_type, "application/problem+json");
         assert_eq!(
             reply.json()["code"],
             "session_unavailable",

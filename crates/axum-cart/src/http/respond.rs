@@ -10,7 +10,7 @@ use crate::http::layer::CartContext;
 use crate::CartError;
 
 /// What a 503 tells the client to wait before trying again, in seconds.
-const RETRY_AFTER_SECS: &str = "5";
+const RETRY_AFTER_SECS: u64 = 5;
 
 /// The status an HTTP answer gives a [`CartError`]: 400 for malformed input, 404 for an
 /// unknown product or line, 409 for a conflict with the cart's state (stock, checked out),
@@ -92,12 +92,39 @@ impl Format {
     }
 }
 
-/// A cart error answer in the client's format: JSON `{"error": message, "code": snake_case}`
-/// (plus `"changes"` for `prices_changed` and `"products"` for `product_unavailable`)
-/// for a client that asked for JSON (or sent it), otherwise a small HTML page with the
-/// message and a link back to the cart. It carries `Cache-Control: no-store`, and every 503
-/// `Retry-After: 5`. For a server-side failure (500, 503) the message is generic and the
-/// error is logged through `tracing`.
+/// Where the problem types are described: `type` is this followed by the code.
+pub(crate) const PROBLEM_TYPE_BASE: &str =
+    "https://github.com/axum-cart/axum-cart/blob/main/docs/PROBLEMS.md#";
+
+/// The short, stable summary of a problem type: its code as words, e.g. `invalid_quantity`
+/// is "Invalid quantity".
+pub(crate) fn problem_title(code: &str) -> String {
+    let mut title = String::with_capacity(code.len());
+    for (i, c) in code.chars().enumerate() {
+        match c {
+            '_' => title.push(' '),
+            c if i == 0 => title.push(c.to_ascii_uppercase()),
+            c => title.push(c),
+        }
+    }
+    title
+}
+
+/// A cart error answer in the client's format. A client that asked for JSON (or sent it)
+/// gets an RFC 9457 problem: `application/problem+json` with
+///
+/// - `type`: a stable URI per code (`…/docs/PROBLEMS.md#invalid_quantity`),
+/// - `title`: the code in words ("Invalid quantity"), `status`, and `detail`: the message,
+/// - `code` and `error`: the snake_case code and the message again, as earlier versions
+///   answered them,
+/// - and, where they apply, `changes` (`prices_changed`), `products`
+///   (`product_unavailable`) and `cart`: the visitor's cart as `GET /cart` shows it, on
+///   every 409 of the cart routes, so a client can show what is in the way.
+///
+/// Any other client gets a small HTML page with the message and a link back to the cart.
+/// The answer carries `Cache-Control: no-store`, every 503 `Retry-After: 5` and every 429
+/// the wait. For a server-side failure (500, 503) the message is generic and the error is
+/// logged through `tracing`.
 ///
 /// It is what the bundled routes answer and what [`Quantity`](crate::Quantity) rejects
 /// with; an app's own handlers build one from the request headers:
@@ -115,11 +142,7 @@ impl Format {
 #[derive(Debug)]
 #[must_use]
 pub struct ErrorResponse {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    /// A list the JSON body carries next to the message (`"changes"`, `"products"`).
-    detail: Option<Box<(&'static str, serde_json::Value)>>,
+    problem: Problem,
     format: Format,
     cart_url: String,
 }
@@ -139,12 +162,12 @@ impl ErrorResponse {
 
     /// The status answered.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.problem.status
     }
 
     /// The stable snake_case code of the JSON body, e.g. `"invalid_quantity"`.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.problem.code
     }
 }
 
@@ -160,40 +183,62 @@ struct ErrorPage<'a> {
 
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
+        let Problem {
+            status,
+            code,
+            message,
+            members,
+            retry_after,
+        } = self.problem;
         let mut res = match self.format {
             Format::Json => {
-                let mut body = serde_json::json!({ "error": self.message, "code": self.code });
-                if let (Some(detail), Some(fields)) = (self.detail, body.as_object_mut()) {
-                    let (key, value) = *detail;
-                    fields.insert(key.to_owned(), value);
+                let mut body = serde_json::Map::with_capacity(6 + members.len());
+                let mut put = |k: &str, v: serde_json::Value| body.insert(k.to_owned(), v);
+                put("type", format!("{PROBLEM_TYPE_BASE}{code}").into());
+                put("title", problem_title(code).into());
+                put("status", status.as_u16().into());
+                put("detail", message.clone().into());
+                put("code", code.into());
+                put("error", message.into());
+                for (key, value) in members {
+                    put(key, value);
                 }
-                (self.status, axum::Json(body)).into_response()
+                let mut res = (status, axum::Json(body)).into_response();
+                res.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+                res
             }
             Format::Html => {
                 let page = ErrorPage {
-                    status: self.status.as_u16(),
-                    reason: self.status.canonical_reason().unwrap_or("Error"),
-                    message: &self.message,
+                    status: status.as_u16(),
+                    reason: status.canonical_reason().unwrap_or("Error"),
+                    message: &message,
                     cart_url: &self.cart_url,
                 };
-                let html = page.render().unwrap_or_else(|_| self.message.clone());
-                (self.status, Html(html)).into_response()
+                let html = page.render().unwrap_or_else(|_| message.clone());
+                (status, Html(html)).into_response()
             }
         };
         no_store(&mut res);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+        let retry_after = match (retry_after, status) {
+            (Some(secs), _) => Some(secs),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }
 }
 
-/// A [`CartError`] as an answer of the app's own handlers: [`http_status`] with a JSON body
-/// `{"error": message, "code": snake_case}`; server-side failures (500, 503) are logged and
-/// answered with a generic message. [`ErrorResponse`] answers HTML clients with a page.
+/// The media type of a problem answer (RFC 9457).
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A [`CartError`] as an answer of the app's own handlers: [`http_status`] with a problem
+/// body (see [`ErrorResponse`]); server-side failures (500, 503) are logged and answered
+/// with a generic message. [`ErrorResponse`] answers HTML clients with a page.
 impl IntoResponse for CartError {
     fn into_response(self) -> Response {
         Reply::new(Format::Json, "/cart".to_owned())
@@ -202,13 +247,17 @@ impl IntoResponse for CartError {
     }
 }
 
-/// An error before it meets a request: status, stable code, message for the client.
+/// An error before it meets a request: status, stable code, message for the client, and
+/// the members a JSON answer carries beside them.
 #[derive(Debug)]
 pub(crate) struct Problem {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,
     pub(crate) message: String,
-    pub(crate) detail: Option<Box<(&'static str, serde_json::Value)>>,
+    /// Extension members of the JSON body (`"changes"`, `"products"`, `"cart"`).
+    pub(crate) members: Vec<(&'static str, serde_json::Value)>,
+    /// Seconds for `Retry-After` (503s get [`RETRY_AFTER_SECS`] without it).
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -217,8 +266,15 @@ impl Problem {
             status,
             code,
             message: message.into(),
-            detail: None,
+            members: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// With an extension member of the JSON body.
+    pub(crate) fn member(mut self, key: &'static str, value: serde_json::Value) -> Self {
+        self.members.push((key, value));
+        self
     }
 }
 
@@ -238,19 +294,20 @@ impl From<CartError> for Problem {
         } else {
             err.to_string()
         };
+        let problem = Problem::new(status, err.code(), message);
         // The lists a client shows next to the message.
-        let detail = match &err {
-            CartError::PricesChanged(changes) => serde_json::to_value(changes)
-                .ok()
-                .map(|v| Box::new(("changes", v))),
-            CartError::ProductUnavailable(products) => serde_json::to_value(products)
-                .ok()
-                .map(|v| Box::new(("products", v))),
+        let list = match &err {
+            CartError::PricesChanged(changes) => {
+                serde_json::to_value(changes).ok().map(|v| ("changes", v))
+            }
+            CartError::ProductUnavailable(products) => {
+                serde_json::to_value(products).ok().map(|v| ("products", v))
+            }
             _ => None,
         };
-        Problem {
-            detail,
-            ..Problem::new(status, err.code(), message)
+        match list {
+            Some((key, value)) => problem.member(key, value),
+            None => problem,
         }
     }
 }
@@ -278,17 +335,8 @@ impl Reply {
 
     /// An error in this request's format.
     pub(crate) fn error(&self, problem: impl Into<Problem>) -> ErrorResponse {
-        let Problem {
-            status,
-            code,
-            message,
-            detail,
-        } = problem.into();
         ErrorResponse {
-            status,
-            code,
-            message,
-            detail,
+            problem: problem.into(),
             format: self.format,
             cart_url: self.cart_url.clone(),
         }

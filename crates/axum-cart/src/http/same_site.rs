@@ -258,7 +258,10 @@ mod tests {
         };
         let json = call(Method::POST, "application/json").await.unwrap();
         assert_eq!(json.status(), StatusCode::FORBIDDEN);
-        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            json.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
         let html = call(Method::POST, "text/html").await.unwrap();
         assert_eq!(html.status(), StatusCode::FORBIDDEN);
         assert!(html.headers()[header::CONTENT_TYPE]

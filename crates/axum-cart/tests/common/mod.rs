@@ -330,3 +330,75 @@ impl Catalog for TestCatalog {
             .collect())
     }
 }
+
+/// A layer for the test apps: every JSON error they answer (4xx/5xx with a JSON body) must
+/// be an RFC 9457 problem with the cart's members, or the test panics.
+#[cfg(feature = "http")]
+type CheckFn = fn(
+    axum::extract::Request,
+    axum::middleware::Next,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = axum::response::Response> + Send>,
+>;
+
+#[cfg(feature = "http")]
+pub fn problems_checked() -> axum::middleware::FromFnLayer<CheckFn, (), (axum::extract::Request,)> {
+    fn check(
+        req: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>> {
+        Box::pin(async move {
+            let res = next.run(req).await;
+            let status = res.status();
+            let json = res
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.contains("json"));
+            if status.as_u16() < 400 || !json {
+                return res;
+            }
+            let (parts, body) = res.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .expect("error body");
+            let value: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON error body");
+            assert_problem(status, &parts.headers, &value);
+            axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+        })
+    }
+    axum::middleware::from_fn(check as CheckFn)
+}
+
+/// Asserts the RFC 9457 shape of a JSON error answer with this status.
+#[cfg(feature = "http")]
+pub fn assert_problem(
+    status: axum::http::StatusCode,
+    headers: &axum::http::HeaderMap,
+    body: &serde_json::Value,
+) {
+    assert_eq!(
+        headers[axum::http::header::CONTENT_TYPE],
+        "application/problem+json",
+        "{body}"
+    );
+    let code = body["code"].as_str().expect("code");
+    assert_eq!(
+        body["type"],
+        format!("https://github.com/axum-cart/axum-cart/blob/main/docs/PROBLEMS.md#{code}"),
+        "{body}"
+    );
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["error"], body["detail"], "{body}");
+    if let Some(cart) = body.get("cart") {
+        assert!(cart["items"].is_array(), "{body}");
+    }
+}

@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// One line of [`CartDetails`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct CartItem {
     /// The line's stable key ([`LineKey`](crate::LineKey)): what
@@ -20,6 +20,7 @@ pub struct CartItem {
     /// The product id.
     pub id: i64,
     /// The line's options, e.g. `{"grind": "espresso"}` (`{}` for none).
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub options: LineOptions,
     /// How many units the line may hold, from the catalogue's product (no rule when the
     /// catalogue does not have it): `{"min": 1, "max": 20, "step": 1}`, `max` `null` for
@@ -51,7 +52,7 @@ pub struct CartItem {
 /// The codes are stable: `price_changed` (the line's [`CartItem::price_change`] says how)
 /// and `product_unavailable` (the catalogue no longer has the product: checkout is refused
 /// until the line is removed). The message is for people and may change.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct CartWarning {
     /// `price_changed` or `product_unavailable`.
@@ -77,7 +78,7 @@ impl CartWarning {
 
 /// Everything the cart page shows: the JSON body of the cart routes, and what a
 /// replacement template receives. Money is serialised as strings with two decimals.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[non_exhaustive]
 pub struct CartDetails {
     /// Total units.

@@ -4,6 +4,11 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 
+use super::openapi::{
+    AddBody, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, QuantityBody, SeeOther,
+    ServerError, Unavailable, Unprocessable, UnsupportedMediaType,
+};
+use super::CartDetails;
 use super::{Answer, CartRequest, LinePath, ProductPath};
 use crate::http::body::{bad_quantity, shown, Fields};
 use crate::http::respond::Problem;
@@ -14,6 +19,28 @@ use crate::{AddOptions, Cart, CartError, Carts, LineKey, Product, ProductRef};
 /// `POST /cart/add/{kind}/{id}`: adds `quantity` (default 1) with the given options
 /// (`option.<name>` form fields or a JSON `options` object) at the catalogue's price, plus
 /// what the options add.
+#[utoipa::path(
+    post,
+    path = "/cart/add/{kind}/{id}",
+    tag = "cart",
+    operation_id = "add",
+    summary = "Add a product",
+    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`"), ("id" = i64, Path, description = "The product id")),
+    request_body(content((AddBody = "application/x-www-form-urlencoded"), (AddBody = "application/json"))),
+    responses(
+        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
+        (status = 303, response = SeeOther),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable)
+    )
+)]
 pub(super) async fn add(req: CartRequest, path: ProductPath<false>, fields: Fields) -> Answer {
     req.change(async |cart| {
         let quantity = fields.quantity()?.unwrap_or(1);
@@ -45,6 +72,27 @@ pub(super) async fn add(req: CartRequest, path: ProductPath<false>, fields: Fiel
 
 /// `POST /cart/update/{kind}/{id}`: sets the quantity of the product's line without
 /// options (required; 0 removes the line).
+#[utoipa::path(
+    post,
+    path = "/cart/update/{kind}/{id}",
+    tag = "cart",
+    operation_id = "update",
+    summary = "Set the quantity of a product's line without options",
+    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`"), ("id" = i64, Path, description = "The product id")),
+    request_body(content((QuantityBody = "application/x-www-form-urlencoded"), (QuantityBody = "application/json"))),
+    responses(
+        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
+        (status = 303, response = SeeOther),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable)
+    )
+)]
 pub(super) async fn update(
     req: CartRequest,
     path: ProductPath<true>,
@@ -58,6 +106,27 @@ pub(super) async fn update(
 }
 
 /// `POST /cart/lines/{line}/update`: sets the quantity of the line with this key.
+#[utoipa::path(
+    post,
+    path = "/cart/lines/{line}/update",
+    tag = "cart",
+    operation_id = "update_line",
+    summary = "Set the quantity of a line",
+    params(("line" = String, Path, description = "The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for a line with options")),
+    request_body(content((QuantityBody = "application/x-www-form-urlencoded"), (QuantityBody = "application/json"))),
+    responses(
+        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
+        (status = 303, response = SeeOther),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable)
+    )
+)]
 pub(super) async fn update_line(
     req: CartRequest,
     path: LinePath,
@@ -82,6 +151,26 @@ async fn set_quantity(
 }
 
 /// `POST /cart/remove/{kind}/{id}`: removes the product's line without options.
+#[utoipa::path(
+    post,
+    path = "/cart/remove/{kind}/{id}",
+    tag = "cart",
+    operation_id = "remove",
+    summary = "Remove a product's line without options",
+    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`"), ("id" = i64, Path, description = "The product id")),
+    responses(
+        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
+        (status = 303, response = SeeOther),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable)
+    )
+)]
 pub(super) async fn remove(
     req: CartRequest,
     path: ProductPath<true>,
@@ -95,6 +184,26 @@ pub(super) async fn remove(
 }
 
 /// `POST /cart/lines/{line}/remove`: removes the line with this key.
+#[utoipa::path(
+    post,
+    path = "/cart/lines/{line}/remove",
+    tag = "cart",
+    operation_id = "remove_line",
+    summary = "Remove a line",
+    params(("line" = String, Path, description = "The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for a line with options")),
+    responses(
+        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
+        (status = 303, response = SeeOther),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable)
+    )
+)]
 pub(super) async fn remove_line(req: CartRequest, path: LinePath, _: Fields) -> Answer {
     req.change(async |cart| Ok(cart.remove_line(&path.key()?).await?))
         .await

@@ -6,11 +6,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
-use axum::handler::Handler;
 use axum::http::{request::Parts, Method, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::http::extract::context;
 use crate::http::layer::CartContext;
@@ -19,7 +20,9 @@ use crate::{BoxError, Cart, Order};
 
 mod actions;
 mod details;
+mod limit;
 mod lines;
+mod openapi;
 mod page;
 
 pub use details::{CartDetails, CartItem, CartWarning};
@@ -45,12 +48,14 @@ type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + 
 /// | `POST /cart/discount/remove` | removes the discount |
 /// | `POST /cart/checkout` | checks out and calls the app's checkout hook |
 /// | `GET /cart/shipping-options` | the shipping choices |
+/// | `GET /cart/openapi.json` | the OpenAPI 3.1 document of these routes ([`CartRouter::openapi`]) |
 ///
 /// HTML requests are answered with `303 See Other` back to the cart page, JSON requests
 /// (`Accept: application/json`) with the cart as JSON. Errors are an
-/// [`ErrorResponse`](crate::ErrorResponse): a JSON `{"error": …, "code": …}` or a small HTML
-/// page, with the status of [`http_status`](crate::http_status). The full contract is in
-/// `docs/HTTP.md`.
+/// [`ErrorResponse`](crate::ErrorResponse): an RFC 9457 problem (`application/problem+json`)
+/// or a small HTML page, with the status of [`http_status`](crate::http_status). Discount
+/// code attempts are rate limited ([`CartRouter::discount_attempts`]). The contract is the
+/// OpenAPI document the routes serve, explained in `docs/HTTP.md`.
 ///
 /// The routes need a [`CartLayer`](crate::CartLayer) and a catalogue
 /// ([`CartsBuilder::catalog`](crate::CartsBuilder::catalog)): prices always come from the
@@ -87,6 +92,8 @@ pub struct CartRouter {
     template: Option<TemplateFn>,
     body_limit: usize,
     same_site: crate::SameSiteLayer,
+    limits: limit::DiscountLimits,
+    document: openapi::Document,
 }
 
 impl Default for CartRouter {
@@ -102,6 +109,7 @@ impl fmt::Debug for CartRouter {
             .field("custom_template", &self.template.is_some())
             .field("body_limit", &self.body_limit)
             .field("same_site", &self.same_site)
+            .field("discount_attempts", &self.limits)
             .finish()
     }
 }
@@ -117,7 +125,58 @@ impl CartRouter {
             template: None,
             body_limit: Self::DEFAULT_BODY_LIMIT,
             same_site: crate::SameSiteLayer::new(),
+            limits: limit::DiscountLimits::default(),
+            document: openapi::Document::default(),
         }
+    }
+
+    /// The default discount code attempts a visitor may make a minute: 10.
+    pub const DEFAULT_DISCOUNT_ATTEMPTS: u32 = 10;
+
+    /// The default discount code attempts one client address may make a minute, for all
+    /// the visitors behind it: 100.
+    pub const DEFAULT_DISCOUNT_ATTEMPTS_PER_ADDRESS: u32 = 100;
+
+    /// How many discount codes (`POST /cart/discount`) may be tried a minute: `per_visitor`
+    /// by one visitor (its cart), `per_address` from one client address (default
+    /// [`DEFAULT_DISCOUNT_ATTEMPTS`](Self::DEFAULT_DISCOUNT_ATTEMPTS) and
+    /// [`DEFAULT_DISCOUNT_ATTEMPTS_PER_ADDRESS`](Self::DEFAULT_DISCOUNT_ATTEMPTS_PER_ADDRESS));
+    /// 0 turns that limit off. Attempts over a limit get 429 `too_many_attempts` with
+    /// `Retry-After`, and change nothing; the answers carry `RateLimit-Policy` and
+    /// `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers) for the visitor's limit.
+    ///
+    /// The limits are [`governor`](https://docs.rs/governor) quotas that refill evenly over
+    /// the minute, kept in memory by this router (per process). The client address is the
+    /// peer address of [`ConnectInfo`](axum::extract::ConnectInfo) (serve the app with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`); without it only the
+    /// visitor's limit applies. Behind a reverse proxy every request has the proxy's
+    /// address: raise `per_address` or turn it off there.
+    ///
+    /// ```
+    /// use axum_cart::CartRouter;
+    /// // 5 a minute per visitor, no limit per address.
+    /// let routes: axum::Router = CartRouter::new().discount_attempts(5, 0).build();
+    /// ```
+    pub fn discount_attempts(mut self, per_visitor: u32, per_address: u32) -> Self {
+        self.limits = limit::DiscountLimits::new(per_visitor, per_address);
+        self
+    }
+
+    /// The OpenAPI 3.1 document of the routes, as `GET /cart/openapi.json` serves it: to
+    /// serve elsewhere, or to merge into the app's own document
+    /// ([`OpenApi::merge`](utoipa::openapi::OpenApi::merge), or
+    /// [`OpenApi::nest`](utoipa::openapi::OpenApi::nest) when the routes are nested under a
+    /// prefix).
+    ///
+    /// ```
+    /// use axum_cart::CartRouter;
+    /// let doc = CartRouter::openapi();
+    /// assert!(doc.paths.paths.contains_key("/cart/add/{kind}/{id}"));
+    /// let json = doc.to_json().unwrap();
+    /// assert!(json.contains("\"openapi\":\"3.1.0\""));
+    /// ```
+    pub fn openapi() -> utoipa::openapi::OpenApi {
+        routes().into_openapi()
     }
 
     /// How the routes judge a browser's cross-site POST (refused with 403); default
@@ -177,41 +236,48 @@ impl CartRouter {
     {
         let same_site = self.same_site;
         let body_limit = DefaultBodyLimit::max(self.body_limit);
-        Router::new()
-            .route("/cart", get(page::show).fallback(method_not_allowed))
-            .route("/cart/add/{kind}/{id}", action(lines::add))
-            .route("/cart/update/{kind}/{id}", action(lines::update))
-            .route("/cart/remove/{kind}/{id}", action(lines::remove))
-            .route("/cart/lines/{line}/update", action(lines::update_line))
-            .route("/cart/lines/{line}/remove", action(lines::remove_line))
-            .route("/cart/clear", action(actions::clear))
-            .route("/cart/freeze", action(actions::freeze))
-            .route("/cart/unfreeze", action(actions::unfreeze))
-            .route("/cart/discount", action(actions::apply_discount))
-            .route("/cart/discount/remove", action(actions::remove_discount))
-            .route("/cart/checkout", action(actions::checkout))
-            .route(
-                "/cart/shipping-options",
-                get(page::shipping_options).fallback(method_not_allowed),
-            )
+        let (router, doc) = routes().split_for_parts();
+        let settings = CartRouter {
+            document: openapi::Document::new(&doc),
+            ..self
+        };
+        router
             .layer(body_limit)
-            .with_state(Arc::new(self))
+            .with_state(Arc::new(settings))
             // Before anything is read: a forged request from another site changes nothing.
             .layer(same_site)
     }
 }
 
+/// Every cart route with its handler and its entry in the OpenAPI document: a route is
+/// only added here, and `routes!` takes both from the handler's `#[utoipa::path]`.
+fn routes() -> OpenApiRouter<Settings> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(only(routes!(page::show)))
+        .routes(only(routes!(lines::add)))
+        .routes(only(routes!(lines::update)))
+        .routes(only(routes!(lines::remove)))
+        .routes(only(routes!(lines::update_line)))
+        .routes(only(routes!(lines::remove_line)))
+        .routes(only(routes!(actions::clear)))
+        .routes(only(routes!(actions::freeze)))
+        .routes(only(routes!(actions::unfreeze)))
+        .routes(only(routes!(actions::apply_discount)))
+        .routes(only(routes!(actions::remove_discount)))
+        .routes(only(routes!(actions::checkout)))
+        .routes(only(routes!(page::shipping_options)))
+        .routes(only(routes!(openapi::document)))
+}
+
+/// A route answers only its method: others get the cart's 405.
+fn only(
+    (schemas, paths, method_router): UtoipaMethodRouter<Settings>,
+) -> UtoipaMethodRouter<Settings> {
+    (schemas, paths, method_router.fallback(method_not_allowed))
+}
+
 /// The routes' state: the router's settings.
 type Settings = Arc<CartRouter>;
-
-/// A POST route; other methods get the cart's 405.
-fn action<H, T>(handler: H) -> MethodRouter<Settings>
-where
-    H: Handler<T, Settings>,
-    T: 'static,
-{
-    post(handler).fallback(method_not_allowed)
-}
 
 /// The framework's refusal of a method, in the client's format (axum adds `Allow`).
 async fn method_not_allowed(reply: Reply, method: Method) -> ErrorResponse {
@@ -254,10 +320,34 @@ impl CartRequest {
     async fn change(&self, change: impl AsyncFnOnce(&mut Cart) -> Result<(), Problem>) -> Answer {
         self.answer(async {
             let mut cart = self.open().await?;
-            change(&mut cart).await?;
+            if let Err(problem) = change(&mut cart).await {
+                return Err(self.with_cart(&cart, problem).await);
+            }
             self.changed(&cart).await
         })
         .await
+    }
+
+    /// A conflict (409) answered in JSON carries the cart as it is now, as the `cart`
+    /// member: what the client shows instead of what it expected.
+    async fn with_cart(&self, cart: &Cart, problem: Problem) -> Problem {
+        if problem.status != StatusCode::CONFLICT || self.reply.format != Format::Json {
+            return problem;
+        }
+        match CartDetails::load(cart)
+            .await
+            .map(|d| serde_json::to_value(&d))
+        {
+            Ok(Ok(details)) => problem.member("cart", details),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the cart of a 409 answer could not be serialised");
+                problem
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the cart of a 409 answer could not be read");
+                problem
+            }
+        }
     }
 
     /// The visitor's cart (no query yet).

@@ -4,11 +4,25 @@ use askama::Template;
 use axum::extract::State;
 
 use super::details::CartPage;
+use super::openapi::{ServerError, ShippingOptions, Unavailable};
 use super::{Answer, CartDetails, CartRequest, Settings};
 use crate::http::respond::{html_response, json_response, Format};
 use crate::{BoxError, CartError};
 
 /// `GET /cart`: the cart page (the bundled template or the app's), or the cart as JSON.
+#[utoipa::path(
+    get,
+    path = "/cart",
+    tag = "cart",
+    operation_id = "show",
+    summary = "The cart",
+    responses(
+        (status = 200, description = "The cart: JSON for JSON clients, else the cart page",
+            content((CartDetails = "application/json"), (String = "text/html"))),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable)
+    )
+)]
 pub(super) async fn show(State(settings): State<Settings>, req: CartRequest) -> Answer {
     req.answer(async {
         let cart = req.open().await?;
@@ -43,12 +57,25 @@ struct ShippingPage<'a> {
 }
 
 /// `GET /cart/shipping-options`: the shipping choices, as a small page or JSON.
+#[utoipa::path(
+    get,
+    path = "/cart/shipping-options",
+    tag = "cart",
+    operation_id = "shipping_options",
+    summary = "The shipping choices",
+    responses(
+        (status = 200, description = "The shipping choices: JSON for JSON clients, else a small page",
+            content((ShippingOptions = "application/json"), (String = "text/html"))),
+        (status = 500, response = ServerError),
+        (status = 503, response = Unavailable)
+    )
+)]
 pub(super) async fn shipping_options(req: CartRequest) -> Answer {
     req.answer(async {
         let cart = req.open().await?;
         let options = cart.shipping_options().await?;
         Ok(match req.reply.format {
-            Format::Json => json_response(&serde_json::json!({ "options": options })),
+            Format::Json => json_response(&ShippingOptions { options }),
             Format::Html => {
                 let symbol = &req.ctx.carts.config().currency_symbol;
                 let page = ShippingPage {
