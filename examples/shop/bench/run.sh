@@ -51,7 +51,7 @@ run_shop() { # name, env...
   wait_up "http://127.0.0.1:$port/healthz"
 }
 db=$(mktemp -d)/shop.db
-run_shop sqlite DATABASE_URL="sqlite://$db" MAX_QUANTITY=1000000000 QUANTITY_RULES=0
+run_shop sqlite DATABASE_URL="sqlite://$db" MAX_QUANTITY=1000000000 QUANTITY_RULES=0 DISCOUNT_ATTEMPTS_PER_MINUTE=0
 { machine; SLASH= FLOOR=/healthz SERVER_PID=$shop_pid "$load" "http://127.0.0.1:$port"; } | tee "$results/shop-sqlite.txt"
 # No lost adds: every unit in the database came from a successful request.
 python3 "$here/report.py" lost-adds "$db" "$results/shop-sqlite.txt" | tee -a "$results/shop-sqlite.txt"
@@ -62,7 +62,7 @@ stop $shop_pid
 if [ -z "${SKIP_POSTGRES:-}" ] && pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   schema="bench_$$"
   psql -h 127.0.0.1 -U postgres -d test -qc "CREATE SCHEMA $schema"
-  run_shop postgres DATABASE_URL="postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D$schema" MAX_QUANTITY=1000000000 QUANTITY_RULES=0 SESSION_CACHE=0
+  run_shop postgres DATABASE_URL="postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D$schema" MAX_QUANTITY=1000000000 QUANTITY_RULES=0 DISCOUNT_ATTEMPTS_PER_MINUTE=0 SESSION_CACHE=0
   { machine; SLASH= FLOOR=/healthz SERVER_PID=$shop_pid "$load" "http://127.0.0.1:$port"; } | tee "$results/shop-postgres.txt"
   stop $shop_pid
   psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA $schema CASCADE"
@@ -72,7 +72,7 @@ fi
 #    1 million carts in the database; clean of 1 million abandoned carts under load.
 if [ -z "${SKIP_GROWTH:-}" ]; then
   db=$(mktemp -d)/shop.db
-  run_shop growth DATABASE_URL="sqlite://$db" MAX_QUANTITY=1000000000 QUANTITY_RULES=0 SEED_PER_KIND=200
+  run_shop growth DATABASE_URL="sqlite://$db" MAX_QUANTITY=1000000000 QUANTITY_RULES=0 DISCOUNT_ATTEMPTS_PER_MINUTE=0 SEED_PER_KIND=200
   out="$results/growth.txt"; machine >"$out"
   jar=$(mktemp)
   for lines in 1 10 100 500; do

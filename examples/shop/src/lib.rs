@@ -14,6 +14,7 @@
 //! | `SECURE_COOKIES` | unset | `1` marks cookies `Secure` (behind HTTPS) |
 //! | `MAX_QUANTITY` | `999` | the most units one line may hold (benchmarks raise it) |
 //! | `SEED_PER_KIND` | `100` | products of each kind seeded into a new database |
+//! | `DISCOUNT_ATTEMPTS_PER_MINUTE` | `10` | discount codes one visitor may try a minute (ten times as many from one client address); `0` turns both limits off, for load and acceptance runs that apply many codes from one address |
 //! | `QUANTITY_RULES` | `1` | `0` switches the products' quantity rule off (a course is bought at most once), for load runs that add the same products over and over |
 //! | `SESSION_CACHE` | on for SQLite, off otherwise | `1`/`0`: keep sessions and carts in memory in front of the database (only for a single process: other processes would not see a cached change) |
 //! | `HEADER_TIMEOUT_SECS` | `10` | a connection whose request head has not fully arrived this long after the connection opened (or after its previous answer, for a kept-alive one) is closed |
@@ -21,6 +22,9 @@
 //! | `REQUEST_TIMEOUT_SECS` | `30` | the longest a request may take from its head to its answer (slow body included); then 408 |
 //! | `MAX_BODY_BYTES` | `65536` | the largest request body; a larger declared `Content-Length` gets 413 at once |
 //! | `MAX_CONNECTIONS` | `1024` | the most client connections served at once; more wait in the listen queue until one closes |
+//!
+//! The cart's JSON API is described by the OpenAPI 3.1 document at `/cart/openapi.json`,
+//! linked from `/docs`.
 //!
 //! Probes: `/healthz` (liveness) answers `ok` without touching anything; `/readyz`
 //! (readiness) checks the database and the session store within 2 s each and answers 200
@@ -74,6 +78,9 @@ pub struct Settings {
     pub max_quantity: u32,
     pub seed_per_kind: i64,
     pub quantity_rules: bool,
+    /// Discount codes one visitor may try a minute; 0 is no limit (ten times as many per
+    /// client address).
+    pub discount_attempts: u32,
 }
 
 impl Settings {
@@ -117,6 +124,12 @@ impl Settings {
         Ok(Settings {
             max_quantity: number("MAX_QUANTITY", 999, 1_000_000_000)?,
             seed_per_kind: i64::from(number("SEED_PER_KIND", 100, 100_000)?),
+            discount_attempts: match var("DISCOUNT_ATTEMPTS_PER_MINUTE") {
+                None => CartRouter::DEFAULT_DISCOUNT_ATTEMPTS,
+                Some(v) => v.parse::<u32>().ok().filter(|n| *n <= 1_000_000).ok_or_else(|| {
+                    format!("DISCOUNT_ATTEMPTS_PER_MINUTE must be a number from 0 to 1000000, got {v:?}")
+                })?,
+            },
             quantity_rules: match var("QUANTITY_RULES").as_deref() {
                 None | Some("1" | "true") => true,
                 Some("0" | "false") => false,
@@ -269,7 +282,9 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     });
 
     let hook_shop = shop.clone();
+    let attempts = shop.settings.discount_attempts;
     let cart_routes = CartRouter::new()
+        .discount_attempts(attempts, attempts.saturating_mul(10))
         .on_checkout(move |order: Order| {
             let shop = hook_shop.clone();
             async move { save_order(&shop, &order).await }
@@ -287,6 +302,7 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
 
     let mut router = Router::new()
         .route("/", get(products))
+        .route("/docs", get(docs))
         .route("/checkout", post(checkout))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
@@ -631,6 +647,13 @@ async fn record_order(
 // ---- pages -------------------------------------------------------------------------------
 
 #[derive(Template)]
+#[template(path = "docs.html")]
+struct DocsPage {
+    badge: CartBadge,
+    user: Option<String>,
+}
+
+#[derive(Template)]
 #[template(path = "products.html")]
 struct ProductsPage<'a> {
     badge: CartBadge,
@@ -717,6 +740,17 @@ async fn products(
             kinds: &KINDS,
             kind,
             products: &shop.catalog.of_kind(kind),
+        },
+        StatusCode::OK,
+    )
+}
+
+/// `GET /docs`: what the shop offers to machines, with the cart's OpenAPI document.
+async fn docs(badge: CartBadge, auth: AuthSession) -> Response {
+    page(
+        &DocsPage {
+            badge,
+            user: user_of(&auth),
         },
         StatusCode::OK,
     )

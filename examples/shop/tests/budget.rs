@@ -85,6 +85,7 @@ async fn budgets(name: &str, database_url: String) {
         session_cache: true,
         max_quantity: 999,
         quantity_rules: true,
+        discount_attempts: 10,
         seed_per_kind: 100,
     };
     let (app, _) = app(settings).await.unwrap();

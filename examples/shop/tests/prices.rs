@@ -93,6 +93,7 @@ fn settings(db: &std::path::Path) -> Settings {
         session_cache: true,
         max_quantity: 999,
         quantity_rules: true,
+        discount_attempts: 10,
         seed_per_kind: 10,
     }
 }

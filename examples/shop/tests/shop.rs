@@ -98,6 +98,7 @@ fn settings(db: &std::path::Path) -> Settings {
         session_cache: true,
         max_quantity: 999,
         quantity_rules: true,
+        discount_attempts: 10,
         seed_per_kind: 100,
     }
 }
@@ -636,4 +637,65 @@ async fn admin_login_is_rate_limited_and_codes_with_slashes_work() {
             .unwrap()
             .active
     );
+}
+
+#[tokio::test]
+async fn the_docs_page_links_the_openapi_document_the_shop_serves() {
+    let db = temp_db("docs");
+    let (router, _shop) = app(settings(&db)).await.unwrap();
+    let mut b = Browser::new(&router);
+    let home = b.get("/").await;
+    assert!(home
+        .body
+        .contains(r#"<a href="/docs" id="docs-link">API</a>"#));
+    let docs = b.get("/docs").await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs
+        .body
+        .contains(r#"<a id="openapi" href="/cart/openapi.json">"#));
+    let doc = b.json("/cart/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/cart/add/{kind}/{id}"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn discount_attempts_follow_the_setting() {
+    let db = temp_db("attempts");
+    let (router, _shop) = app(Settings {
+        discount_attempts: 2,
+        ..settings(&db)
+    })
+    .await
+    .unwrap();
+    let mut b = Browser::new(&router);
+    assert_eq!(
+        b.post("/cart/add/book/1", "quantity=1").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(b.post("/cart/discount", "code=WRONG").await.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // 0 turns the limit off.
+    let db = temp_db("attempts-off");
+    let (router, _shop) = app(Settings {
+        discount_attempts: 0,
+        ..settings(&db)
+    })
+    .await
+    .unwrap();
+    let mut b = Browser::new(&router);
+    b.post("/cart/add/book/1", "quantity=1").await;
+    for _ in 0..20 {
+        let page = b.post("/cart/discount", "code=WRONG").await;
+        assert_ne!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    }
 }
