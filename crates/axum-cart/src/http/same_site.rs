@@ -25,7 +25,7 @@ use crate::http::respond::{Problem, Reply};
 /// 3. A request with neither header (curl, a server-side client, an old browser's form post
 ///    from the same page) passes.
 ///
-/// The refusal is the cart's error answer: JSON `{"error", "code": "cross_site_request"}`
+/// The refusal is the cart's error answer: a JSON problem with `"code": "cross_site_request"`
 /// for JSON clients, a small HTML page otherwise. [`cart_router`](crate::cart_router) and
 /// [`admin_router`](crate::admin_router) install it themselves; put it on the app's own
 /// routes too (a checkout page, a login form).

@@ -25,7 +25,7 @@ use crate::{AddOptions, Cart, CartError, Carts, LineKey, Product, ProductRef};
     tag = "cart",
     operation_id = "add",
     summary = "Add a product",
-    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`"), ("id" = i64, Path, description = "The product id")),
+    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`", example = "book"), ("id" = i64, Path, description = "The product id", example = 1)),
     request_body(content((AddBody = "application/x-www-form-urlencoded"), (AddBody = "application/json"))),
     responses(
         (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
@@ -78,7 +78,7 @@ pub(super) async fn add(req: CartRequest, path: ProductPath<false>, fields: Fiel
     tag = "cart",
     operation_id = "update",
     summary = "Set the quantity of a product's line without options",
-    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`"), ("id" = i64, Path, description = "The product id")),
+    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`", example = "book"), ("id" = i64, Path, description = "The product id", example = 1)),
     request_body(content((QuantityBody = "application/x-www-form-urlencoded"), (QuantityBody = "application/json"))),
     responses(
         (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
@@ -112,7 +112,7 @@ pub(super) async fn update(
     tag = "cart",
     operation_id = "update_line",
     summary = "Set the quantity of a line",
-    params(("line" = String, Path, description = "The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for a line with options")),
+    params(("line" = String, Path, description = "The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for a line with options", example = "book:1")),
     request_body(content((QuantityBody = "application/x-www-form-urlencoded"), (QuantityBody = "application/json"))),
     responses(
         (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
@@ -157,7 +157,7 @@ async fn set_quantity(
     tag = "cart",
     operation_id = "remove",
     summary = "Remove a product's line without options",
-    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`"), ("id" = i64, Path, description = "The product id")),
+    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`", example = "book"), ("id" = i64, Path, description = "The product id", example = 1)),
     responses(
         (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
         (status = 303, response = SeeOther),
@@ -190,7 +190,7 @@ pub(super) async fn remove(
     tag = "cart",
     operation_id = "remove_line",
     summary = "Remove a line",
-    params(("line" = String, Path, description = "The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for a line with options")),
+    params(("line" = String, Path, description = "The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for a line with options", example = "book:1")),
     responses(
         (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
         (status = 303, response = SeeOther),

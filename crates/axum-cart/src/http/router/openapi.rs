@@ -143,6 +143,7 @@ pub(super) struct QuantityBody {
 #[allow(dead_code)] // a schema: the body is read by `Fields`
 pub(super) struct DiscountBody {
     /// The discount code, e.g. `SAVE10` (case-insensitive).
+    #[schema(min_length = 1, example = "SAVE10")]
     code: String,
 }
 
