@@ -166,7 +166,7 @@ async fn every_documented_route_is_served_and_the_document_is_too() {
 
 #[test]
 fn every_problem_code_is_described_in_the_problems_page() {
-    let page = include_str!("../../../docs/PROBLEMS.md");
+    let page = include_str!("../docs/PROBLEMS.md");
     let described: BTreeSet<&str> = page
         .lines()
         .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))

@@ -395,29 +395,13 @@ const AUTH_DATA_KEY: &str = "axum-login.data";
 /// so this costs no extra query.
 async fn load_session(session: tower_sessions::Session, req: Request, next: Next) -> Response {
     if let Err(e) = session.get_value(AUTH_DATA_KEY).await {
-        tracing::error!(error = %e, "the session store is unavailable");
-        let json = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("json"));
-        let message = "The shop is temporarily unavailable. Please try again in a moment.";
-        let mut res = if json {
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                format!(r#"{{"error":"{message}","code":"session_unavailable"}}"#),
-            )
-                .into_response()
-        } else {
-            message.into_response()
-        };
-        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-        res.headers_mut().insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
+        // The cart's own answer: a 503 problem for JSON clients (RFC 9457), a page for the
+        // others, with `Retry-After` and `Cache-Control: no-store`; the error is logged.
+        let res = axum_cart::ErrorResponse::new(
+            req.headers(),
+            CartError::SessionUnavailable(Box::new(e)),
+        )
+        .into_response();
         return res;
     }
     next.run(req).await

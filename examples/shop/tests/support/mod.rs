@@ -57,9 +57,29 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The JSON body; an error answer's must be an RFC 9457 problem of the cart.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+        let value: serde_json::Value = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body));
+        if self.status >= 400 {
+            assert_eq!(
+                self.header("content-type"),
+                Some("application/problem+json"),
+                "{}",
+                self.body
+            );
+            let code = value["code"].as_str().expect("a problem's code");
+            assert!(
+                value["type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with(&format!("PROBLEMS.md#{code}"))),
+                "{value}"
+            );
+            assert_eq!(value["status"], self.status, "{value}");
+            assert!(value["title"].is_string(), "{value}");
+            assert_eq!(value["detail"], value["error"], "{value}");
+        }
+        value
     }
 
     /// 2xx or 3xx.
