@@ -46,6 +46,7 @@ pub fn http_status(err: &CartError) -> StatusCode {
         | CartError::MinimumOrderNotMet { .. }
         | CartError::TooManyLines { .. }
         | CartError::EmptyCart => StatusCode::UNPROCESSABLE_ENTITY,
+        CartError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
         CartError::Unavailable(_)
         | CartError::SessionUnavailable(_)
         | CartError::Contention { .. } => StatusCode::SERVICE_UNAVAILABLE,
