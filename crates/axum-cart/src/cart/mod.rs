@@ -65,20 +65,35 @@ struct State {
 /// A version a conditional change expects its cart at (an entity tag of `If-Match`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Expected {
-    /// The cart row: `None` for whichever row the change writes; `Some(0)` for "no row
-    /// yet", which a row at version 0 (one nothing has changed) matches too.
-    pub(crate) cart: Option<CartId>,
+    /// Which cart.
+    pub(crate) cart: Which,
     /// Its version.
     pub(crate) version: u64,
 }
 
+/// The cart an [`Expected`] version is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// Whichever row the change writes.
+    Any,
+    /// This row (id 0: no row yet).
+    Row(CartId),
+    /// The row created at this Unix time (0: no row yet), as an entity tag names it
+    /// without giving the cart's id away.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Created(i64),
+}
+
 impl Expected {
-    /// Whether the cart as read (or locked) is at this version.
+    /// Whether the cart as read (or locked) is at this version. "No row yet" is matched by
+    /// a row at version 0 too: one nothing has changed, which looks just like no row.
     pub(crate) fn matches(&self, snap: &Snapshot) -> bool {
+        let fresh = self.version == 0;
         snap.version == self.version
             && match self.cart {
-                None => true,
-                Some(id) => id == snap.id || (id.get() == 0 && self.version == 0),
+                Which::Any => true,
+                Which::Row(id) => id == snap.id || (id.get() == 0 && fresh),
+                Which::Created(at) => at == snap.created_at || (at == 0 && fresh),
             }
     }
 }
@@ -239,14 +254,22 @@ impl Cart {
     pub fn if_version(&mut self, version: u64) -> &mut Self {
         let mut st = self.lock();
         // The row this value has read; "no row yet" when it knows it has none.
-        let cart = match (st.binding, &st.snap) {
-            (Binding::Open(id) | Binding::Closed(id), Some(_)) => Some(id),
-            (Binding::None, _) => Some(CartId::from_db(0)),
-            _ => None,
+        let cart = match st.binding {
+            Binding::Open(id) | Binding::Closed(id) => Which::Row(id),
+            Binding::None => Which::Row(CartId::from_db(0)),
+            Binding::Unverified(_) => Which::Any,
         };
         st.expect = Some(vec![Expected { cart, version }]);
         drop(st);
         self
+    }
+
+    /// When the cart was created (Unix seconds, 0 with no row) and its version, as this
+    /// value has read them: what the cart routes' entity tag names.
+    #[cfg(feature = "http")]
+    pub(crate) async fn tag_parts(&self) -> Result<(i64, u64), CartError> {
+        let snap = self.snapshot().await?;
+        Ok((snap.created_at, snap.version))
     }
 
     /// Makes this value's changes conditional on one of these versions (an HTTP

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::{Answer, CartDetails, CartRequest, Settings};
+use super::{conditional, Answer, CartDetails, CartRequest, Settings};
 use crate::http::body::Fields;
 use crate::http::respond::{json_response, see_other, Format, Problem};
 use crate::CartError;
@@ -77,9 +77,11 @@ pub(super) async fn checkout(
         // this order.
         match req.reply.format {
             Format::Html => Ok(see_other(&req.reply.cart_url)),
-            Format::Json => Ok(json_response(
-                &CartDetails::load(&cart).await?.with_order(&order),
-            )),
+            Format::Json => Ok(conditional::tagged(
+                json_response(&CartDetails::load(&cart).await?.with_order(&order)),
+                &cart,
+            )
+            .await?),
         }
     })
     .await

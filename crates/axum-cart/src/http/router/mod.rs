@@ -18,6 +18,7 @@ use crate::http::respond::{json_response, see_other, ErrorResponse, Format, Prob
 use crate::{BoxError, Cart, Order};
 
 mod actions;
+mod conditional;
 mod details;
 mod lines;
 mod page;
@@ -230,6 +231,8 @@ type Answer = Result<Response, ErrorResponse>;
 struct CartRequest {
     reply: Reply,
     ctx: CartContext,
+    /// `If-Match` / `If-None-Match` (`conditional.rs`).
+    pre: conditional::Preconditions,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CartRequest {
@@ -237,17 +240,24 @@ impl<S: Send + Sync> FromRequestParts<S> for CartRequest {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let reply = Reply::of(&parts.headers, &parts.extensions);
+        let pre = conditional::Preconditions::of(&parts.method, &parts.headers);
         match context(parts) {
-            Ok(ctx) => Ok(CartRequest { reply, ctx }),
+            Ok(ctx) => Ok(CartRequest { reply, ctx, pre }),
             Err(rejection) => Err(reply.error(rejection)),
         }
     }
 }
 
 impl CartRequest {
-    /// Runs a route's work, answering its error in the client's format.
+    /// Runs a route's work, answering its error in the client's format (a stale `If-Match`
+    /// with the current cart).
     async fn answer(&self, work: impl Future<Output = Result<Response, Problem>>) -> Answer {
-        work.await.map_err(|problem| self.reply.error(problem))
+        match work.await {
+            Ok(res) => Ok(res),
+            Err(problem) => Err(self
+                .reply
+                .error(conditional::with_current_cart(self, problem).await)),
+        }
     }
 
     /// Opens the visitor's cart, makes a change, and answers like every change does.
@@ -260,16 +270,22 @@ impl CartRequest {
         .await
     }
 
-    /// The visitor's cart (no query yet).
+    /// The visitor's cart (no query yet), its changes conditional on the `If-Match` sent.
     async fn open(&self) -> Result<Cart, Problem> {
-        Ok(self.ctx.open().await?)
+        let mut cart = self.ctx.open().await?;
+        self.pre.apply(&mut cart)?;
+        Ok(cart)
     }
 
-    /// The answer of a successful change: back to the page, or the cart as JSON.
+    /// The answer of a successful change: back to the page, or the cart as JSON (with its
+    /// `ETag`).
     async fn changed(&self, cart: &Cart) -> Result<Response, Problem> {
         match self.reply.format {
             Format::Html => Ok(see_other(&self.reply.cart_url)),
-            Format::Json => Ok(json_response(&CartDetails::load(cart).await?)),
+            Format::Json => {
+                let res = json_response(&CartDetails::load(cart).await?);
+                Ok(conditional::tagged(res, cart).await?)
+            }
         }
     }
 }

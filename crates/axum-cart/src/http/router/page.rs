@@ -4,16 +4,21 @@ use askama::Template;
 use axum::extract::State;
 
 use super::details::CartPage;
-use super::{Answer, CartDetails, CartRequest, Settings};
+use super::{conditional, Answer, CartDetails, CartRequest, Settings};
 use crate::http::respond::{html_response, json_response, Format};
 use crate::{BoxError, CartError};
 
-/// `GET /cart`: the cart page (the bundled template or the app's), or the cart as JSON.
+/// `GET /cart`: the cart page (the bundled template or the app's), or the cart as JSON,
+/// with its `ETag`; 304 when `If-None-Match` names it.
 pub(super) async fn show(State(settings): State<Settings>, req: CartRequest) -> Answer {
     req.answer(async {
         let cart = req.open().await?;
+        let tag = conditional::etag(&cart).await?;
+        if req.pre.not_modified(&tag) {
+            return Ok(conditional::not_modified(tag));
+        }
         let details = CartDetails::load(&cart).await?;
-        Ok(match req.reply.format {
+        let res = match req.reply.format {
             Format::Json => json_response(&details),
             Format::Html => {
                 let page = match &settings.template {
@@ -23,7 +28,8 @@ pub(super) async fn show(State(settings): State<Settings>, req: CartRequest) -> 
                 .map_err(|e| CartError::plugin("cart template", e))?;
                 html_response(page)
             }
-        })
+        };
+        Ok(conditional::with_etag(res, tag))
     })
     .await
 }
