@@ -117,6 +117,21 @@ pub enum CartError {
     /// ([`Cart::freeze`](crate::Cart::freeze)). Answered with 409.
     #[error("This cart is frozen while its payment runs; unfreeze it to change it.")]
     CartFrozen,
+    /// A conditional change ([`Cart::if_version`](crate::Cart::if_version), or a request
+    /// with `If-Match`) of a cart that is no longer at the version it named: another change
+    /// came first. Nothing was written. Answered with 412 (`version_mismatch`), the JSON
+    /// body carrying the cart as it now is as `"cart"`.
+    ///
+    /// ```
+    /// use axum_cart::CartError;
+    /// let err = CartError::VersionMismatch { current: 7 };
+    /// assert_eq!(err.code(), "version_mismatch");
+    /// ```
+    #[error("The cart has changed since you saw it (it is now at version {current}): review it and try again.")]
+    VersionMismatch {
+        /// The cart's version now.
+        current: u64,
+    },
     /// `merge` of a cart into itself.
     #[error("Cannot merge a cart with itself.")]
     MergeIntoSelf,
@@ -203,6 +218,7 @@ impl CartError {
             CartError::ProductUnavailable(_) => "product_unavailable",
             CartError::CheckedOut => "checked_out",
             CartError::CartFrozen => "cart_frozen",
+            CartError::VersionMismatch { .. } => "version_mismatch",
             CartError::MergeIntoSelf => "merge_into_self",
             CartError::InvalidPayload(_) => "invalid_payload",
             CartError::Session(_) => "session_error",

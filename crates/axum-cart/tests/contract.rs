@@ -76,7 +76,7 @@ fn the_document_describes_every_route_of_the_router() {
             assert!(responses.contains_key("500"), "{method} {path}");
         }
         if method == "post" {
-            for status in ["303", "400", "403", "409", "413", "415", "503"] {
+            for status in ["303", "400", "403", "409", "412", "413", "415", "503"] {
                 assert!(responses.contains_key(status), "{method} {path}: {status}");
             }
         }
@@ -196,6 +196,7 @@ fn every_problem_code_is_described_in_the_problems_page() {
         include_str!("../src/http/router/lines.rs"),
         include_str!("../src/http/router/actions.rs"),
         include_str!("../src/http/router/limit.rs"),
+        include_str!("../src/http/router/conditional.rs"),
     ] {
         let mut after_status = false;
         for line in source.lines().map(str::trim) {

@@ -422,7 +422,7 @@ async fn first_visit_is_an_empty_cart_with_no_row_and_no_cookie() {
     assert_eq!(
         reply.json(),
         json!({
-            "count": 0, "unique_count": 0, "is_empty": true, "checked_out": false, "frozen": false, "items": [],
+            "count": 0, "unique_count": 0, "is_empty": true, "checked_out": false, "frozen": false, "version": 0, "items": [],
             "warnings": [], "subtotal": "0.00", "discount_code": null, "discount": "0.00", "tax": "0.00",
             "shipping": "0.00", "total": "0.00"
         })
@@ -529,7 +529,7 @@ async fn json_requests_get_the_cart_as_json() {
     assert_eq!(
         reply.json(),
         json!({
-            "count": 2, "unique_count": 1, "is_empty": false, "checked_out": false, "frozen": false,
+            "count": 2, "unique_count": 1, "is_empty": false, "checked_out": false, "frozen": false, "version": 1,
             "items": [{"line": "book:1", "kind": "book", "id": 1, "options": {},
                        "quantity_rule": {"min": 1, "max": null, "step": 1},
                        "name": "Rust Book", "quantity": 2,
@@ -606,8 +606,8 @@ async fn json_requests_get_the_cart_as_json() {
         .collect();
     assert_eq!(
         keys.len(),
-        13,
-        "count unique_count is_empty checked_out frozen items warnings subtotal discount_code discount tax shipping total: {keys:?}"
+        14,
+        "count unique_count is_empty checked_out frozen version items warnings subtotal discount_code discount tax shipping total: {keys:?}"
     );
 }
 

@@ -1,6 +1,6 @@
 //! The binding of a `Cart` to its row: creation, session keys, merges followed, the locked write.
 
-use super::{empty_snapshot, Binding, Cart};
+use super::{check, empty_snapshot, Binding, Cart};
 
 use crate::error::{retrying, CartError};
 use crate::session::random_key;
@@ -113,7 +113,9 @@ impl Cart {
     /// Runs a locked change: `plan` sees the freshly read, locked carts and decides what to
     /// write and what the change reports. Handles the binding (creating the row when needed,
     /// stale ids, checked-out carts), runs a deadlock victim again ([`CartError::retry_after`])
-    /// and drops the cache afterwards.
+    /// and drops the cache afterwards. With a condition ([`Cart::if_version`]), the locked
+    /// target must match it before the plan is even asked: the check and the version step
+    /// of the write are in one transaction, under the row's lock.
     pub(super) async fn locked<T, F>(
         &mut self,
         lock: Lock<'_>,
@@ -128,6 +130,8 @@ impl Cart {
             self.snapshot().await?;
         }
         let others = lock.others;
+        let condition = self.condition();
+        let condition = condition.as_deref();
         let mut outcome: Option<T> = None;
         let mut transient = 0;
         let mut gone = 0;
@@ -141,6 +145,7 @@ impl Cart {
                             target: (*empty_snapshot()).clone(),
                             others: Vec::new(),
                         };
+                        self.check_condition(condition, &probe.target)?;
                         let decision = plan(&probe)?;
                         if decision.writes.is_empty() {
                             return Ok(Done::nothing(Some(decision.outcome)));
@@ -148,7 +153,10 @@ impl Cart {
                     }
                     self.ensure_row().await?
                 }
-                Binding::Closed(_) => return Err(CartError::CheckedOut),
+                Binding::Closed(_) => {
+                    self.precondition().await?;
+                    return Err(CartError::CheckedOut);
+                }
                 Binding::Unverified(id) | Binding::Open(id) => id,
             };
             let request = WriteRequest {
@@ -158,6 +166,7 @@ impl Cart {
             };
             // The one place a plan's outcome is carried out of the backend's transaction.
             let mut decide = |locked: &Locked| {
+                check(condition, &locked.target)?;
                 let decision = plan(locked)?;
                 outcome = Some(decision.outcome);
                 Ok(decision.writes)
@@ -179,6 +188,7 @@ impl Cart {
                     self.carts.forget_cached(&[target]);
                     self.carts.forget_cached(others);
                     self.invalidate(Binding::Open(target));
+                    self.drop_condition();
                     return Ok(Done {
                         cart: Some(target),
                         outcome,
@@ -198,6 +208,13 @@ impl Cart {
                 Err(CartError::CheckedOut) => {
                     self.invalidate(Binding::Closed(target));
                     return Err(CartError::CheckedOut);
+                }
+                Err(e @ CartError::VersionMismatch { .. }) => {
+                    // What this value read is out of date: the next read is fresh.
+                    self.carts.forget_cached(&[target]);
+                    self.invalidate(binding);
+                    self.drop_condition();
+                    return Err(e);
                 }
                 Err(e) => return Err(e),
             }

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
 use super::binding::{Decision, Done, Lock};
-use super::{Binding, Cart};
+use super::{check, Binding, Cart};
 
 use crate::error::CartError;
 use crate::events::CartEvent;
@@ -36,9 +36,13 @@ impl Cart {
         let pre = self.snapshot().await?;
         let pre_id = self.binding().id();
         match self.binding() {
-            Binding::Closed(id) => return self.placed_order(id).await,
+            Binding::Closed(id) => {
+                self.replay_condition(&pre)?;
+                return self.placed_order(id).await;
+            }
             Binding::None => {
                 if let Some(order) = self.recent_order() {
+                    self.replay_condition(&order)?;
                     self.install(Binding::Closed(order.id), order.clone(), None);
                     return self.placed_order(order.id).await;
                 }
@@ -112,9 +116,14 @@ impl Cart {
         };
         let placed_now = frozen.is_some();
         let used_code = frozen.as_ref().is_some_and(|f| f.discount.is_some());
-        match frozen {
+        // The cart as checked out, at the locked version plus the checkout's own step.
+        let stepped = frozen.and_then(|snap| {
+            let version = snap.version.checked_add(1)?;
+            Some(Snapshot { version, ..snap })
+        });
+        match stepped {
             Some(mut snap) => {
-                // The cart as checked out: nothing can change it any more.
+                // Nothing can change it any more.
                 snap.checked_out = true;
                 let unchanged = snap.lines == expected.lines
                     && snap.discount.as_ref().map(|d| d.id)
@@ -138,6 +147,27 @@ impl Cart {
             price_changes,
             ..order
         })
+    }
+
+    /// The condition ([`Cart::if_version`]) of a repeated checkout, which changes nothing:
+    /// it may name the placed cart as it was just before its checkout (a checkout is the
+    /// last change a cart takes: the retry of a checkout whose answer was lost) or as it
+    /// is. Refused otherwise.
+    fn replay_condition(&self, placed: &Snapshot) -> Result<(), CartError> {
+        let Some(condition) = self.condition() else {
+            return Ok(());
+        };
+        let before = placed.version.checked_sub(1).map(|version| Snapshot {
+            version,
+            ..placed.clone()
+        });
+        if before.is_some_and(|b| check(Some(&condition), &b).is_ok()) {
+            self.drop_condition();
+            return Ok(());
+        }
+        self.check_condition(Some(&condition), placed)?;
+        self.drop_condition();
+        Ok(())
     }
 
     /// The order of a checked-out cart this value is bound to, as placed.
@@ -244,6 +274,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             frozen_until: None,
+            version: 0,
             lines: lines
                 .iter()
                 .map(|&(kind, quantity, cents)| {

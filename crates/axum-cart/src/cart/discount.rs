@@ -15,6 +15,7 @@ impl Cart {
     /// if the code does not exist, or if it is not valid for this cart now.
     pub async fn apply_discount(&mut self, code: &str) -> Result<Discount, CartError> {
         let snap = self.snapshot().await?;
+        self.precondition().await?;
         ensure_changeable(&snap)?;
         if snap.discount.is_some() {
             return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));

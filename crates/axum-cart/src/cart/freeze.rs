@@ -27,6 +27,7 @@ impl Cart {
             self.snapshot().await?;
         }
         if self.binding() == Binding::None {
+            self.precondition().await?;
             return Err(CartError::EmptyCart);
         }
         let timeout = self.config().freeze_timeout.whole_seconds().max(1);
@@ -53,7 +54,7 @@ impl Cart {
             self.snapshot().await?;
         }
         if self.binding() == Binding::None {
-            return Ok(());
+            return self.precondition().await;
         }
         self.locked(Lock::CART, |locked| {
             let t = &locked.target;

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::binding::{valid_key, Decision, Lock};
 use super::write::after_writes;
-use super::{ensure_changeable, ensure_open, Binding, Cart};
+use super::{check, ensure_changeable, ensure_open, Binding, Cart};
 
 use crate::error::CartError;
 use crate::events::CartEvent;
@@ -108,6 +108,9 @@ impl Cart {
             self.check_stock_of(&wanted, Some(&products)).await?;
         }
         let sources = [src_id];
+        // The source's own condition (a login's guest cart under `If-Match`), checked under
+        // its lock as this cart's is.
+        let source_condition = source.condition();
         let done = self
             .locked(Lock::merging(&sources), |locked| {
                 let t = &locked.target;
@@ -117,6 +120,7 @@ impl Cart {
                 let Some(s) = locked.others.first() else {
                     return Ok(Decision::new(Vec::new(), (report, events)));
                 };
+                check(source_condition.as_deref(), s)?;
                 ensure_changeable(s)?;
                 let mut writes = Vec::new();
                 for sl in &s.lines {
@@ -187,7 +191,13 @@ impl Cart {
                 }
                 Ok(Decision::new(writes, (report, events)))
             })
-            .await?;
+            .await
+            .inspect_err(|e| {
+                if let CartError::VersionMismatch { .. } = e {
+                    source.drop_condition();
+                    source.invalidate(Binding::Unverified(src_id));
+                }
+            })?;
         let (report, events) = done.outcome.unwrap_or_default();
         let id = done.cart;
         if !report.unknown_products.is_empty() {
@@ -198,6 +208,7 @@ impl Cart {
         }
         source.invalidate(Binding::None);
         if id.is_some() {
+            source.drop_condition();
             self.carts.emit(events);
         }
         Ok(report)

@@ -56,6 +56,46 @@ struct State {
     previous: Option<Arc<Snapshot>>,
     tax: Option<Decimal>,
     shipping: Option<Decimal>,
+    /// The condition on this value's changes ([`Cart::if_version`], an HTTP `If-Match`):
+    /// one of these must match the cart a change locks. Dropped once a change commits or is
+    /// refused for it.
+    expect: Option<Vec<Expected>>,
+}
+
+/// A version a conditional change expects its cart at (an entity tag of `If-Match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expected {
+    /// Which cart.
+    pub(crate) cart: Which,
+    /// Its version.
+    pub(crate) version: u64,
+}
+
+/// The cart an [`Expected`] version is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// Whichever row the change writes.
+    Any,
+    /// This row (id 0: no row yet).
+    Row(CartId),
+    /// The row created at this Unix time (0: no row yet), as an entity tag names it
+    /// without giving the cart's id away.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Created(i64),
+}
+
+impl Expected {
+    /// Whether the cart as read (or locked) is at this version. "No row yet" is matched by
+    /// a row at version 0 too: one nothing has changed, which looks just like no row.
+    pub(crate) fn matches(&self, snap: &Snapshot) -> bool {
+        let fresh = self.version == 0;
+        snap.version == self.version
+            && match self.cart {
+                Which::Any => true,
+                Which::Row(id) => id == snap.id || (id.get() == 0 && fresh),
+                Which::Created(at) => at == snap.created_at || (at == 0 && fresh),
+            }
+    }
 }
 
 /// One visitor's cart: the facade handlers use.
@@ -87,6 +127,7 @@ fn empty_snapshot() -> Arc<Snapshot> {
         created_at: 0,
         updated_at: 0,
         frozen_until: None,
+        version: 0,
         lines: Vec::new(),
     })
 }
@@ -124,6 +165,7 @@ impl Cart {
                 previous: None,
                 tax: None,
                 shipping: None,
+                expect: None,
             }),
         }
     }
@@ -155,6 +197,121 @@ impl Cart {
     pub async fn id(&self) -> Result<Option<CartId>, CartError> {
         self.snapshot().await?;
         Ok(self.binding().id())
+    }
+
+    /// The cart's version as of this value's last read or write (read now if this value
+    /// has not read its cart yet, or has changed it since: one query).
+    ///
+    /// Every change that commits adds exactly 1 to it, whichever request, process or value
+    /// makes it: every line change, the discount, clear, freeze and unfreeze, checkout,
+    /// binding to a user, a merge into it, a restore, an admin's edit. A cart row starts
+    /// at 0 (nothing changed yet), and a visitor with no cart row is at 0 too; carts that
+    /// existed before the migration that added versions start at 1. A change that changes
+    /// nothing (removing a discount the cart does not have) leaves it as it is. The JSON of
+    /// the cart routes carries it as `version`, their `ETag` names it. Pass it to
+    /// [`if_version`](Self::if_version) to make a change conditional on it.
+    ///
+    /// ```
+    /// # async fn demo(mut cart: axum_cart::Cart, book: axum_cart::ProductRef) -> Result<(), axum_cart::CartError> {
+    /// use rust_decimal::Decimal;
+    /// let before = cart.version().await?;
+    /// cart.add(&book, Decimal::new(1250, 2), 1).await?;
+    /// assert_eq!(cart.version().await?, before + 1); // nobody else changed it meanwhile
+    /// # Ok(()) }
+    /// ```
+    pub async fn version(&self) -> Result<u64, CartError> {
+        Ok(self.snapshot().await?.version)
+    }
+
+    /// Makes this value's next change conditional: it goes ahead only if the cart is still
+    /// at `version` (as [`version`](Self::version) gave it) when the change holds the
+    /// cart's lock, and is refused otherwise with [`CartError::VersionMismatch`] (the
+    /// current version; 412 `version_mismatch` over HTTP), nothing written. The check is
+    /// made in the change's own transaction, so of two changes made on the same version,
+    /// one goes through and the other is refused. A conditional `add` runs as a locked
+    /// change instead of the one-statement upsert (a few statements more).
+    ///
+    /// The condition names the cart this value has read: if the change would write another
+    /// row (the session's cart was checked out or merged away meanwhile), it is refused too.
+    /// It holds until a change commits or is refused for it; a change that changes nothing
+    /// keeps it (the version is then still the same).
+    ///
+    /// ```
+    /// # async fn demo(mut cart: axum_cart::Cart, book: axum_cart::ProductRef) -> Result<(), axum_cart::CartError> {
+    /// use axum_cart::CartError;
+    /// let seen = cart.version().await?;
+    /// // … the visitor looks at the cart; another tab changes it meanwhile …
+    /// match cart.if_version(seen).update(&book, 3, None).await {
+    ///     Ok(_) => {}
+    ///     Err(CartError::VersionMismatch { current }) => {
+    ///         // Nothing was written: show the cart as it now is (at `current`).
+    ///         cart.refresh().await?;
+    ///     }
+    ///     Err(other) => return Err(other),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn if_version(&mut self, version: u64) -> &mut Self {
+        let mut st = self.lock();
+        // The row this value has read; "no row yet" when it knows it has none.
+        let cart = match st.binding {
+            Binding::Open(id) | Binding::Closed(id) => Which::Row(id),
+            Binding::None => Which::Row(CartId::from_db(0)),
+            Binding::Unverified(_) => Which::Any,
+        };
+        st.expect = Some(vec![Expected { cart, version }]);
+        drop(st);
+        self
+    }
+
+    /// When the cart was created (Unix seconds, 0 with no row) and its version, as this
+    /// value has read them: what the cart routes' entity tag names.
+    #[cfg(feature = "http")]
+    pub(crate) async fn tag_parts(&self) -> Result<(i64, u64), CartError> {
+        let snap = self.snapshot().await?;
+        Ok((snap.created_at, snap.version))
+    }
+
+    /// Makes this value's changes conditional on one of these versions (an HTTP
+    /// `If-Match`; an empty list matches nothing).
+    #[cfg(feature = "http")]
+    pub(crate) fn expect(&mut self, tags: Vec<Expected>) {
+        self.lock().expect = Some(tags);
+    }
+
+    /// The condition on this value's changes, if any.
+    pub(super) fn condition(&self) -> Option<Vec<Expected>> {
+        self.lock().expect.clone()
+    }
+
+    /// Drops the condition: a change committed, or was refused for it.
+    pub(super) fn drop_condition(&self) {
+        self.lock().expect = None;
+    }
+
+    /// `Err(VersionMismatch)` (and the condition dropped) when `condition` is set and the
+    /// cart as `snap` has it matches none of it.
+    pub(super) fn check_condition(
+        &self,
+        condition: Option<&[Expected]>,
+        snap: &Snapshot,
+    ) -> Result<(), CartError> {
+        let checked = check(condition, snap);
+        if checked.is_err() {
+            self.drop_condition();
+        }
+        checked
+    }
+
+    /// [`check_condition`](Self::check_condition) with this value's own condition, for a
+    /// change that ends before any write, judged on what this value read: a stale condition
+    /// is refused first, as HTTP evaluates a precondition before the request.
+    pub(super) async fn precondition(&self) -> Result<(), CartError> {
+        let Some(condition) = self.condition() else {
+            return Ok(());
+        };
+        let snap = self.snapshot().await?;
+        self.check_condition(Some(&condition), &snap)
     }
 
     /// The service this cart belongs to.
@@ -251,6 +408,17 @@ impl Cart {
             cart_id: self.binding().id(),
             user_id: snap.user_id.clone(),
         }
+    }
+}
+
+/// `Err(VersionMismatch)` when `condition` is set and the cart as `snap` has it matches none
+/// of it.
+pub(super) fn check(condition: Option<&[Expected]>, snap: &Snapshot) -> Result<(), CartError> {
+    match condition {
+        Some(tags) if !tags.iter().any(|t| t.matches(snap)) => Err(CartError::VersionMismatch {
+            current: snap.version,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -225,6 +225,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             frozen_until: None,
+            version: 0,
             lines: vec![line(1250)],
         };
         let product: Arc<dyn Product> = Arc::new(Priced(Some(Decimal::new(1300, 2))));

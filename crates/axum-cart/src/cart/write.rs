@@ -63,6 +63,7 @@ impl Cart {
             rule.check(&pref, quantity)?;
         }
         if let Binding::Closed(_) = self.binding() {
+            self.precondition().await?;
             return Err(CartError::CheckedOut);
         }
         let line = Line::new(pref, quantity, unit_price).with_options(options.options);
@@ -94,6 +95,13 @@ impl Cart {
             quantity: rule.max.map_or(max, |m| m.min(max)),
             lines: self.config().max_lines,
         };
+        let exceeded = |line: &Line| match rule.max {
+            Some(m) if m < max => rule.above(&line.product).unwrap_or(exceeds(max)),
+            _ => exceeds(max),
+        };
+        if self.condition().is_some() {
+            return self.add_locked(line, limits, exceeded).await;
+        }
         for attempt in 1..=WRITE_ATTEMPTS {
             let binding = self.binding();
             let cart_id = match binding {
@@ -126,12 +134,7 @@ impl Cart {
                     }]);
                     return Ok(line);
                 }
-                AddOutcome::Exceeded => {
-                    return Err(match rule.max {
-                        Some(m) if m < max => rule.above(&line.product).unwrap_or(exceeds(max)),
-                        _ => exceeds(max),
-                    })
-                }
+                AddOutcome::Exceeded => return Err(exceeded(&line)),
                 AddOutcome::Frozen => return Err(CartError::CartFrozen),
                 AddOutcome::TooManyLines => {
                     return Err(CartError::TooManyLines {
@@ -152,6 +155,61 @@ impl Cart {
             }
         }
         Err(CartError::CheckedOut)
+    }
+
+    /// A conditional add ([`Cart::if_version`]): the add as a locked change, so the version
+    /// is checked under the cart's lock in the transaction that writes the line. The same
+    /// refusals as the one-statement add: checked out, frozen, past the line's maximum
+    /// (`exceeded`), a new line in a full cart.
+    async fn add_locked(
+        &mut self,
+        line: Line,
+        limits: AddLimits,
+        exceeded: impl Fn(&Line) -> CartError + Send + Sync,
+    ) -> Result<Line, CartError> {
+        let done = self
+            .locked(Lock::CART, |locked| {
+                let t = &locked.target;
+                ensure_changeable(t)?;
+                let (written, write) = match t.same_line(&line) {
+                    Some(old) => {
+                        let quantity = old
+                            .quantity
+                            .checked_add(line.quantity)
+                            .filter(|q| *q <= limits.quantity)
+                            .ok_or_else(|| exceeded(&line))?;
+                        let written = Line {
+                            quantity,
+                            ..line.clone()
+                        };
+                        let update = Write::Update {
+                            cart: t.id,
+                            line: written.clone(),
+                        };
+                        (written, update)
+                    }
+                    None if t.lines.len() >= limits.lines => {
+                        return Err(CartError::TooManyLines { max: limits.lines })
+                    }
+                    None => {
+                        let insert = Write::Upsert {
+                            cart: t.id,
+                            line: line.clone(),
+                        };
+                        (line.clone(), insert)
+                    }
+                };
+                Ok(Decision::new(vec![write], written))
+            })
+            .await?;
+        let (Some(cart_id), Some(line)) = (done.cart, done.outcome) else {
+            return Err(CartError::CheckedOut);
+        };
+        self.carts.emit(vec![CartEvent::ItemAdded {
+            cart_id,
+            line: line.clone(),
+        }]);
+        Ok(line)
     }
 
     /// Sets the quantity (0 removes it) and, if given, the unit price of the product's
@@ -323,7 +381,7 @@ impl Cart {
         }
         if self.binding() == Binding::None {
             // No row: nothing to clear.
-            return Ok(());
+            return self.precondition().await;
         }
         let done = self
             .locked(Lock::CART, |locked| {

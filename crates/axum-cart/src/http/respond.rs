@@ -14,8 +14,9 @@ const RETRY_AFTER_SECS: u64 = 5;
 
 /// The status an HTTP answer gives a [`CartError`]: 400 for malformed input, 404 for an
 /// unknown product or line, 409 for a conflict with the cart's state (stock, checked out),
-/// 422 for a refused discount or checkout, 503 when the database or session store is
-/// unavailable or busy, 500 otherwise.
+/// 412 for a change conditional on another version of the cart (`If-Match`), 422 for a
+/// refused discount or checkout, 503 when the database or session store is unavailable or
+/// busy, 500 otherwise.
 ///
 /// The bundled routes, [`ErrorResponse`] and `CartError`'s own `IntoResponse` answer with
 /// it; an app rendering its own error page uses it too.
@@ -46,6 +47,7 @@ pub fn http_status(err: &CartError) -> StatusCode {
         | CartError::MinimumOrderNotMet { .. }
         | CartError::TooManyLines { .. }
         | CartError::EmptyCart => StatusCode::UNPROCESSABLE_ENTITY,
+        CartError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
         CartError::Unavailable(_)
         | CartError::SessionUnavailable(_)
         | CartError::Contention { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -119,7 +121,7 @@ pub(crate) fn problem_title(code: &str) -> String {
 ///   answered them,
 /// - and, where they apply, `changes` (`prices_changed`), `products`
 ///   (`product_unavailable`) and `cart`: the visitor's cart as `GET /cart` shows it, on
-///   every 409 of the cart routes, so a client can show what is in the way.
+///   every 409 and 412 of the cart routes, so a client can show what is in the way.
 ///
 /// Any other client gets a small HTML page with the message and a link back to the cart.
 /// The answer carries `Cache-Control: no-store`, every 503 `Retry-After: 5` and every 429

@@ -93,7 +93,8 @@ impl<D: Dialect> Backend for SqlBackend<D> {
         let mut key = key;
         let mut tries = 0;
         let insert = format!(
-            "INSERT INTO cart_carts (session_key, created_at, updated_at) VALUES (?, ?, ?){}",
+            "INSERT INTO cart_carts (session_key, created_at, updated_at, version) \
+             VALUES (?, ?, ?, 0){}",
             D::SQL.returning_id()
         );
         loop {
@@ -195,11 +196,14 @@ impl<D: Dialect> Backend for SqlBackend<D> {
             .iter()
             .all(|w| !matches!(w, Write::MergeAway { cart, .. } if *cart == target))
         {
-            Stmt::<D>::new("UPDATE cart_carts SET updated_at = ? WHERE id = ?")
-                .bind(now_epoch())
-                .bind(target.get())
-                .run(&mut tx)
-                .await?;
+            // The one version step of the whole change, under the row's lock.
+            Stmt::<D>::new(
+                "UPDATE cart_carts SET updated_at = ?, version = version + 1 WHERE id = ?",
+            )
+            .bind(now_epoch())
+            .bind(target.get())
+            .run(&mut tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(WriteOutcome::Written)
@@ -343,30 +347,30 @@ impl<D: Dialect> Backend for SqlBackend<D> {
     }
 
     async fn delete_discount(&self, code: &str) -> Result<DiscountChange, CartError> {
-        // One statement where the foreign key (`ON DELETE SET NULL`) detaches the open carts
-        // holding the code; the use count it checks is the deleted row's own. On SQLite the
-        // carts are detached in the same transaction, so the result does not depend on the
-        // connection enforcing foreign keys.
+        // The open carts holding the code are detached first, in the same transaction: a
+        // change of each of them, so each one's version steps (and the result does not
+        // depend on a SQLite connection enforcing foreign keys). Then the delete, whose use
+        // count is the deleted row's own; refused, it rolls the detaching back. Checked-out
+        // carts keep the code, which refuses the delete.
         let in_use = discount_in_use(&D::SQL);
-        let delete = Stmt::<D>::new(format!(
+        let mut tx = self.pool.begin().await?;
+        Stmt::<D>::new(format!(
+            "UPDATE cart_carts SET discount_id = NULL, version = version + 1 WHERE discount_id \
+             IN (SELECT id FROM cart_discounts WHERE code = ?) AND {}",
+            D::SQL.open("checked_out")
+        ))
+        .bind(code)
+        .run(&mut tx)
+        .await?;
+        let done = Stmt::<D>::new(format!(
             "DELETE FROM cart_discounts WHERE code = ? AND NOT {in_use}"
         ))
-        .bind(code);
-        let done = if D::SQL.detach_discount {
-            let mut tx = self.pool.begin().await?;
-            Stmt::<D>::new(format!(
-                "UPDATE cart_carts SET discount_id = NULL WHERE discount_id IN \
-                 (SELECT id FROM cart_discounts WHERE code = ? AND NOT {in_use})"
-            ))
-            .bind(code)
-            .run(&mut tx)
-            .await?;
-            let done = delete.affected(&mut tx).await?;
+        .bind(code)
+        .affected(&mut tx)
+        .await?;
+        if done > 0 {
             tx.commit().await?;
-            done
-        } else {
-            delete.affected(&mut *self.pool.acquire().await?).await?
-        };
+        }
         self.discount_change(done, code).await
     }
 }

@@ -69,8 +69,17 @@ pub(crate) fn decode_cart<R: RowExt>(row: &R, at: usize) -> Result<Snapshot, Car
         created_at: row.int(at + 3)?,
         updated_at: row.int(at + 4)?,
         frozen_until: row.int_opt(at + 5)?,
+        version: version(row, at + 6)?,
         discount: None,
         lines: Vec::new(),
+    })
+}
+
+/// A cart's version: never negative (it starts at 0 and only grows).
+fn version<R: RowExt>(row: &R, i: usize) -> Result<u64, sqlx::Error> {
+    u64::try_from(row.int(i)?).map_err(|e| sqlx::Error::ColumnDecode {
+        index: i.to_string(),
+        source: Box::new(e),
     })
 }
 

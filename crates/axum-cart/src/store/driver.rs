@@ -239,6 +239,13 @@ pub(crate) fn is_frozen_error(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some(super::FROZEN_SQLSTATE))
 }
 
+/// A CHECK constraint refused the write: the add past a line's maximum (it sets the
+/// quantity to 0). By the kind sqlx gives it: SQLSTATE 23514 on PostgreSQL,
+/// SQLITE_CONSTRAINT_CHECK on SQLite, error 3819 on MySQL and 4025 on MariaDB.
+pub(crate) fn is_check_error(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_check_violation())
+}
+
 pub(crate) fn is_fk_error(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }

@@ -4,7 +4,8 @@
 use super::common::SqlBackend;
 use super::decode::{decode_cart, decode_discount, decode_line, fold_snapshot, RowExt};
 use super::driver::{
-    is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect, Stmt,
+    is_check_error, is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect,
+    Stmt,
 };
 use super::sql::{CART_COLUMNS, CART_WIDTH};
 use super::{now_epoch, used_up, AddLimits, AddOutcome, Snapshot, Write};
@@ -31,11 +32,15 @@ pub(crate) async fn joined_load<D: Dialect>(
     fold_snapshot(&rows)
 }
 
-/// Adds to a line with `ON CONFLICT … DO UPDATE … WHERE … RETURNING`: one statement,
-/// which returns no row when the maximum would be passed. The schema's guard refuses a line
-/// write to a checked-out or frozen cart and a new line in a full cart (`add` gives the
-/// cart's most lines in `max_lines`), under the cart row's lock on PostgreSQL and MySQL
-/// and under SQLite's single writer: exact under concurrency.
+/// Adds to a line with `ON CONFLICT … DO UPDATE … RETURNING`: one statement. Past the
+/// maximum the quantity is set to 0, which the `quantity` CHECK refuses, so the whole
+/// statement fails (as on MySQL): the guard's step of the cart's version, made before the
+/// line is written, is rolled back with it. The schema's guard refuses a line write to a
+/// checked-out or frozen cart and a new line in a full cart (`add` gives the cart's most
+/// lines in `max_lines`), under the cart row's lock on PostgreSQL and MySQL and under
+/// SQLite's single writer: exact under concurrency. The same guard adds 1 to the cart's
+/// version for a row that gives `max_lines` (an add's, never a locked write's): once per
+/// add that writes (migration 9000000000000009).
 pub(crate) async fn upsert_add<D: Dialect>(
     store: &SqlBackend<D>,
     cart: CartId,
@@ -47,8 +52,8 @@ pub(crate) async fn upsert_add<D: Dialect>(
         "INSERT INTO cart_items (cart_id, product_kind, product_id, quantity, {price}, \
          options, options_key, max_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (cart_id, product_kind, product_id, options_key) DO UPDATE \
-         SET quantity = cart_items.quantity + excluded.quantity, {price} = excluded.{price} \
-         WHERE cart_items.quantity + excluded.quantity <= ? \
+         SET quantity = CASE WHEN cart_items.quantity + excluded.quantity <= ? \
+         THEN cart_items.quantity + excluded.quantity ELSE 0 END, {price} = excluded.{price} \
          RETURNING quantity"
     );
     let stored = Stored::of(line);
@@ -64,6 +69,7 @@ pub(crate) async fn upsert_add<D: Dialect>(
     match result {
         Ok(Some(quantity)) => Ok(AddOutcome::Added { quantity }),
         Ok(None) => Ok(AddOutcome::Exceeded),
+        Err(e) if is_check_error(&e) => Ok(AddOutcome::Exceeded),
         // SQLite raises every refusal of its guard with one code: which one, the cart says.
         Err(e) if is_checked_out_error::<D>(&e) && !D::SQL.guard_codes => {
             refused_add::<D>(&mut conn, cart, line, &stored).await

@@ -173,6 +173,9 @@ pub(crate) struct Snapshot {
     pub updated_at: i64,
     /// Frozen (for a payment) until this Unix time, if it was frozen.
     pub frozen_until: Option<i64>,
+    /// The cart's version: 0 for a row nothing has changed yet (and for no row at all);
+    /// every committed change adds 1 (migration 9000000000000009).
+    pub version: u64,
     pub lines: Vec<Line>,
 }
 

@@ -10,7 +10,8 @@ use sqlx::{Arguments, MySql, Row};
 
 use super::common::SqlBackend;
 use super::driver::{
-    is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect, Stmt,
+    is_check_error, is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect,
+    Stmt,
 };
 use super::locked::{line_stmt, Stored};
 use super::sql::{Spelling, Upsert};
@@ -33,12 +34,6 @@ const ADD: &str = "INSERT INTO cart_items (cart_id, product_kind, product_id, qu
 /// inserted row.
 const UPDATED: u64 = 1 << 62;
 
-/// A CHECK constraint refused the write, by its error number: 3819 on MySQL, 4025 (with
-/// SQLSTATE 23000) on MariaDB, as sqlx classifies them.
-fn is_check_error(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_check_violation())
-}
-
 #[async_trait]
 impl Dialect for MySql {
     const BACKEND: &'static str = "mysql";
@@ -59,7 +54,6 @@ impl Dialect for MySql {
         upsert: Upsert::OnDuplicateKey,
         returning: false,
         ordered_delete: true,
-        detach_discount: false,
         guard_codes: true,
     };
     /// The SQLSTATE the guard triggers SIGNAL (migration 9000000000000006); the product

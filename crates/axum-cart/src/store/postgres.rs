@@ -30,7 +30,6 @@ impl Dialect for Postgres {
         upsert: Upsert::OnConflict,
         returning: true,
         ordered_delete: false,
-        detach_discount: false,
         guard_codes: true,
     };
     /// The SQLSTATE the guard raises (migration 9000000000000006), its own class so no

@@ -41,9 +41,6 @@ pub(crate) struct Spelling {
     /// The schema's guard raises its own code for each refusal (checked out, full, frozen);
     /// SQLite's raise one code for all, and the store reads the cart to tell them apart.
     pub guard_codes: bool,
-    /// Deleting a discount first detaches the carts holding it, in the same transaction
-    /// (SQLite: the connection may not enforce foreign keys).
-    pub detach_discount: bool,
 }
 
 /// How an insert that hits a unique key updates the row instead.
@@ -203,10 +200,10 @@ pub(crate) fn spelled<'s>(spelling: &Spelling, sql: &'s str) -> Cow<'s, str> {
 
 /// The columns every cart query selects, in this order.
 pub(crate) const CART_COLUMNS: &str =
-    "c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, c.frozen_until";
+    "c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, c.frozen_until, c.version";
 
 /// How many columns [`CART_COLUMNS`] has: what follows them starts here.
-pub(crate) const CART_WIDTH: usize = 6;
+pub(crate) const CART_WIDTH: usize = 7;
 
 /// A cart listing: carts with their line and unit counts, newest first.
 fn listing(spelling: &Spelling, clause: &str, page: &str) -> String {
@@ -302,7 +299,6 @@ mod tests {
         upsert: Upsert::OnDuplicateKey,
         returning: false,
         ordered_delete: true,
-        detach_discount: false,
         guard_codes: false,
     };
     const D: Spelling = Spelling {

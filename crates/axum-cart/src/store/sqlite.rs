@@ -78,7 +78,6 @@ impl Dialect for Sqlite {
         upsert: Upsert::OnConflict,
         returning: true,
         ordered_delete: false,
-        detach_discount: true,
         guard_codes: false,
     };
     /// SQLITE_CONSTRAINT_TRIGGER, the extended result code of a trigger's `RAISE(ABORT, …)`.
@@ -168,7 +167,7 @@ impl Dialect for Sqlite {
 /// neither a kind nor stored options ever contain). sqlx hands SQLite rows from a worker
 /// thread one message at a time, so one row instead of one per line keeps a 100-line cart
 /// as cheap to read as a 1-line one.
-const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, c.frozen_until, \
+const LOAD: &str = "SELECT c.id, c.checked_out, c.user_id, c.created_at, c.updated_at, c.frozen_until, c.version, \
      d.id, d.code, d.discount_type, d.value_cents, d.min_cart_value_cents, d.max_uses, d.current_uses, \
      d.active, d.valid_from, d.valid_until, \
      (SELECT group_concat(i.product_kind || char(31) || i.product_id || char(31) || i.quantity \

@@ -8,7 +8,7 @@ use super::openapi::{
     BadRequest, Conflict, DiscountBody, Forbidden, PayloadTooLarge, SeeOther, ServerError,
     TooManyRequests, Unavailable, Unprocessable, UnsupportedMediaType,
 };
-use super::{Answer, CartDetails, CartRequest, Settings};
+use super::{conditional, Answer, CartDetails, CartRequest, Settings};
 use crate::http::body::Fields;
 use crate::http::respond::{json_response, see_other, Format, Problem};
 use crate::CartError;
@@ -204,10 +204,7 @@ pub(super) async fn checkout(
 ) -> Answer {
     req.answer(async {
         let mut cart = req.open().await?;
-        let order = match cart.checkout().await {
-            Ok(order) => order,
-            Err(e) => return Err(req.with_cart(&cart, e.into()).await),
-        };
+        let order = cart.checkout().await?;
         if order.placed_now {
             if let Some(hook) = &settings.hook {
                 hook(order.clone())
@@ -220,9 +217,11 @@ pub(super) async fn checkout(
         // this order.
         match req.reply.format {
             Format::Html => Ok(see_other(&req.reply.cart_url)),
-            Format::Json => Ok(json_response(
-                &CartDetails::load(&cart).await?.with_order(&order),
-            )),
+            Format::Json => Ok(conditional::tagged(
+                json_response(&CartDetails::load(&cart).await?.with_order(&order)),
+                &cart,
+            )
+            .await?),
         }
     })
     .await

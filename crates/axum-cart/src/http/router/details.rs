@@ -92,6 +92,10 @@ pub struct CartDetails {
     /// Whether the cart is frozen for its payment ([`Cart::freeze`]): its lines and
     /// discount cannot change, and it checks out at the prices it holds.
     pub frozen: bool,
+    /// The cart's version ([`Cart::version`]): every change that commits adds 1 (0 for a
+    /// cart nothing has changed yet). The `ETag` of the cart routes names it, with the
+    /// cart's id: `"<cart id>-<version>"`.
+    pub version: u64,
     /// The lines, in the order they were added.
     pub items: Vec<CartItem>,
     /// What the visitor should know before checking out (changed prices, products gone),
@@ -159,6 +163,7 @@ impl CartDetails {
         let lines = cart.items_with_products().await?;
         let config = cart.carts().config();
         let frozen = !totals.checked_out && cart.is_frozen().await?;
+        let version = cart.version().await?;
         // An open cart is compared with the catalogue; a placed order's prices are final,
         // and so are a frozen cart's.
         let compare = config.checks_catalog() && !totals.checked_out && !frozen;
@@ -212,6 +217,7 @@ impl CartDetails {
             is_empty: items.is_empty(),
             checked_out: totals.checked_out,
             frozen,
+            version,
             items,
             warnings,
             subtotal: totals.subtotal,

@@ -19,6 +19,7 @@ use crate::http::respond::{json_response, see_other, ErrorResponse, Format, Prob
 use crate::{BoxError, Cart, Order};
 
 mod actions;
+mod conditional;
 mod details;
 mod limit;
 mod lines;
@@ -269,10 +270,11 @@ fn routes() -> OpenApiRouter<Settings> {
         .routes(only(routes!(openapi::document)))
 }
 
-/// A route answers only its method: others get the cart's 405.
+/// A route answers only its method (others get the cart's 405); a change takes `If-Match`.
 fn only(
-    (schemas, paths, method_router): UtoipaMethodRouter<Settings>,
+    (schemas, mut paths, method_router): UtoipaMethodRouter<Settings>,
 ) -> UtoipaMethodRouter<Settings> {
+    openapi::conditional(&mut paths);
     (schemas, paths, method_router.fallback(method_not_allowed))
 }
 
@@ -296,6 +298,8 @@ type Answer = Result<Response, ErrorResponse>;
 struct CartRequest {
     reply: Reply,
     ctx: CartContext,
+    /// `If-Match` / `If-None-Match` (`conditional.rs`).
+    pre: conditional::Preconditions,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CartRequest {
@@ -303,63 +307,52 @@ impl<S: Send + Sync> FromRequestParts<S> for CartRequest {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let reply = Reply::of(&parts.headers, &parts.extensions);
+        let pre = conditional::Preconditions::of(&parts.method, &parts.headers);
         match context(parts) {
-            Ok(ctx) => Ok(CartRequest { reply, ctx }),
+            Ok(ctx) => Ok(CartRequest { reply, ctx, pre }),
             Err(rejection) => Err(reply.error(rejection)),
         }
     }
 }
 
 impl CartRequest {
-    /// Runs a route's work, answering its error in the client's format.
+    /// Runs a route's work, answering its error in the client's format (a stale `If-Match`
+    /// with the current cart).
     async fn answer(&self, work: impl Future<Output = Result<Response, Problem>>) -> Answer {
-        work.await.map_err(|problem| self.reply.error(problem))
+        match work.await {
+            Ok(res) => Ok(res),
+            Err(problem) => Err(self
+                .reply
+                .error(conditional::with_current_cart(self, problem).await)),
+        }
     }
 
     /// Opens the visitor's cart, makes a change, and answers like every change does.
     async fn change(&self, change: impl AsyncFnOnce(&mut Cart) -> Result<(), Problem>) -> Answer {
         self.answer(async {
             let mut cart = self.open().await?;
-            if let Err(problem) = change(&mut cart).await {
-                return Err(self.with_cart(&cart, problem).await);
-            }
+            change(&mut cart).await?;
             self.changed(&cart).await
         })
         .await
     }
 
-    /// A conflict (409) answered in JSON carries the cart as it is now, as the `cart`
-    /// member: what the client shows instead of what it expected.
-    async fn with_cart(&self, cart: &Cart, problem: Problem) -> Problem {
-        if problem.status != StatusCode::CONFLICT || self.reply.format != Format::Json {
-            return problem;
-        }
-        match CartDetails::load(cart)
-            .await
-            .map(|d| serde_json::to_value(&d))
-        {
-            Ok(Ok(details)) => problem.member("cart", details),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "the cart of a 409 answer could not be serialised");
-                problem
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the cart of a 409 answer could not be read");
-                problem
-            }
-        }
-    }
-
-    /// The visitor's cart (no query yet).
+    /// The visitor's cart (no query yet), its changes conditional on the `If-Match` sent.
     async fn open(&self) -> Result<Cart, Problem> {
-        Ok(self.ctx.open().await?)
+        let mut cart = self.ctx.open().await?;
+        self.pre.apply(&mut cart)?;
+        Ok(cart)
     }
 
-    /// The answer of a successful change: back to the page, or the cart as JSON.
+    /// The answer of a successful change: back to the page, or the cart as JSON (with its
+    /// `ETag`).
     async fn changed(&self, cart: &Cart) -> Result<Response, Problem> {
         match self.reply.format {
             Format::Html => Ok(see_other(&self.reply.cart_url)),
-            Format::Json => Ok(json_response(&CartDetails::load(cart).await?)),
+            Format::Json => {
+                let res = json_response(&CartDetails::load(cart).await?);
+                Ok(conditional::tagged(res, cart).await?)
+            }
         }
     }
 }

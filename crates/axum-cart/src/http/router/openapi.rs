@@ -34,7 +34,8 @@ use crate::{LinePriceChange, PriceChange, ProductRef, QuantityRule, ShippingOpti
         ),
         responses(
             BadRequest, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
-            Unprocessable, TooManyRequests, ServerError, Unavailable, SeeOther
+            Unprocessable, TooManyRequests, ServerError, Unavailable, SeeOther, NotModified,
+            PreconditionFailed
         )
     ),
     tags((name = "cart", description = "The visitor's cart"))
@@ -192,6 +193,9 @@ problem_responses! {
     Conflict => "The change conflicts with the cart's state: not enough stock, a frozen or \
         checked-out cart, changed prices, a product gone. The JSON problem carries the \
         current cart as `cart`.",
+    PreconditionFailed => "`If-Match` names another version of the cart than its current \
+        one (`version_mismatch`): nothing changed. The JSON problem carries the current \
+        cart as `cart`.",
     PayloadTooLarge => "The body is larger than the routes read (`payload_too_large`).",
     UnsupportedMediaType => "A body that is neither a form nor JSON \
         (`unsupported_media_type`).",
@@ -222,5 +226,62 @@ impl<'s> utoipa::ToResponse<'s> for SeeOther {
                     .build(),
             ),
         )
+    }
+}
+
+/// The answer of `GET /cart` when `If-None-Match` names the cart's current `ETag`.
+pub(super) struct NotModified;
+
+impl<'s> utoipa::ToResponse<'s> for NotModified {
+    fn response() -> (&'s str, RefOr<openapi::Response>) {
+        (
+            "NotModified",
+            RefOr::T(
+                openapi::ResponseBuilder::new()
+                    .description("The cart is still at the version `If-None-Match` names.")
+                    .header("etag", etag())
+                    .build(),
+            ),
+        )
+    }
+}
+
+fn etag() -> openapi::Header {
+    openapi::HeaderBuilder::new()
+        .schema(openapi::ObjectBuilder::new().schema_type(openapi::Type::String))
+        .description(Some(
+            "The cart's version, for `If-Match` on a change and `If-None-Match` on `GET /cart`",
+        ))
+        .build()
+}
+
+/// What every change route shares: an optional `If-Match` header (412 when it names
+/// another version) and the `ETag` of its JSON answer.
+pub(super) fn conditional(paths: &mut openapi::path::Paths) {
+    for item in paths.paths.values_mut() {
+        let Some(op) = item.post.as_mut() else {
+            continue;
+        };
+        let if_match = openapi::path::ParameterBuilder::new()
+            .name("If-Match")
+            .parameter_in(openapi::path::ParameterIn::Header)
+            .required(openapi::Required::False)
+            .description(Some(
+                "The `ETag` the client last saw: the change is made only if the cart is still \
+                 at that version (`*`: any cart)",
+            ))
+            .schema(Some(
+                openapi::ObjectBuilder::new().schema_type(openapi::Type::String),
+            ))
+            .build();
+        op.parameters.get_or_insert_with(Vec::new).push(if_match);
+        let responses = &mut op.responses.responses;
+        if let Some(RefOr::T(ok)) = responses.get_mut("200") {
+            ok.headers.insert("etag".to_owned(), etag());
+        }
+        responses.insert(
+            "412".to_owned(),
+            RefOr::Ref(openapi::Ref::from_response_name("PreconditionFailed")),
+        );
     }
 }

@@ -4,21 +4,28 @@ use askama::Template;
 use axum::extract::State;
 
 use super::details::CartPage;
-use super::openapi::{ServerError, ShippingOptions, Unavailable};
-use super::{Answer, CartDetails, CartRequest, Settings};
+use super::openapi::{NotModified, ServerError, ShippingOptions, Unavailable};
+use super::{conditional, Answer, CartDetails, CartRequest, Settings};
 use crate::http::respond::{html_response, json_response, Format};
 use crate::{BoxError, CartError};
 
-/// `GET /cart`: the cart page (the bundled template or the app's), or the cart as JSON.
+/// `GET /cart`: the cart page (the bundled template or the app's), or the cart as JSON,
+/// with its `ETag`; 304 when `If-None-Match` names it.
 #[utoipa::path(
     get,
     path = "/cart",
     tag = "cart",
     operation_id = "show",
     summary = "The cart",
+    params(
+        ("If-None-Match" = Option<String>, Header,
+            description = "An `ETag` of an earlier answer: 304 while the cart is still at it"),
+    ),
     responses(
         (status = 200, description = "The cart: JSON for JSON clients, else the cart page",
+            headers(("etag" = String, description = "The cart's version, for `If-Match` and `If-None-Match`")),
             content((CartDetails = "application/json"), (String = "text/html"))),
+        (status = 304, response = NotModified),
         (status = 500, response = ServerError),
         (status = 503, response = Unavailable)
     )
@@ -26,8 +33,12 @@ use crate::{BoxError, CartError};
 pub(super) async fn show(State(settings): State<Settings>, req: CartRequest) -> Answer {
     req.answer(async {
         let cart = req.open().await?;
+        let tag = conditional::etag(&cart).await?;
+        if req.pre.not_modified(&tag) {
+            return Ok(conditional::not_modified(tag));
+        }
         let details = CartDetails::load(&cart).await?;
-        Ok(match req.reply.format {
+        let res = match req.reply.format {
             Format::Json => json_response(&details),
             Format::Html => {
                 let page = match &settings.template {
@@ -37,7 +48,8 @@ pub(super) async fn show(State(settings): State<Settings>, req: CartRequest) -> 
                 .map_err(|e| CartError::plugin("cart template", e))?;
                 html_response(page)
             }
-        })
+        };
+        Ok(conditional::with_etag(res, tag))
     })
     .await
 }
