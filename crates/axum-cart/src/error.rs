@@ -119,8 +119,8 @@ pub enum CartError {
     CartFrozen,
     /// A conditional change ([`Cart::if_version`](crate::Cart::if_version), or a request
     /// with `If-Match`) of a cart that is no longer at the version it named: another change
-    /// came first. Nothing was written. Answered with 412 (`version_mismatch`), the JSON
-    /// body carrying the cart as it now is as `"cart"`.
+    /// came first. Nothing was written. Answered with 412 (`version_mismatch`); the bundled
+    /// routes' JSON body carries the cart as it now is as `"cart"`.
     ///
     /// ```
     /// use axum_cart::CartError;

@@ -28,6 +28,7 @@ backend_tests!(
     http_a_matching_if_match_goes_through,
     http_if_none_match_is_304_until_the_cart_changes,
     http_concurrent_requests_with_one_if_match_let_one_through,
+    a_double_submitted_conditional_checkout_gets_its_order,
 );
 
 /// The version as the database has it, read through a fresh value.
@@ -290,6 +291,42 @@ async fn concurrent_conditional_changes_let_exactly_one_through(h: Harness) {
         "{}: one change's result, got {lines:?}",
         h.backend
     );
+}
+
+/// Checkouts racing with the `If-Match` of the cart before its checkout: one places the
+/// order, the others get it back (`placed_now: false`), none a 412.
+async fn a_double_submitted_conditional_checkout_gets_its_order(h: Harness) {
+    let carts = h.carts();
+    let mut cart = carts.new_cart();
+    cart.add(&p("book", 1), d("4.00"), 2).await.unwrap();
+    let id = cart.id().await.unwrap().unwrap();
+    let seen = cart.version().await.unwrap();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let carts = carts.clone();
+            tokio::spawn(async move {
+                let mut c = carts.cart(id);
+                c.if_version(seen).checkout().await
+            })
+        })
+        .collect();
+    let mut placed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(order) => {
+                assert_eq!(order.totals.subtotal, d("8.00"), "{}", h.backend);
+                placed += usize::from(order.placed_now);
+            }
+            Err(other) => panic!("{}: a repeated checkout got {other:?}", h.backend),
+        }
+    }
+    assert_eq!(placed, 1, "{}: one order placed", h.backend);
+    // A change that names the version before the checkout is told the cart is checked out.
+    let mut late = carts.cart(id);
+    match late.if_version(seen).add(&p("book", 2), d("1.00"), 1).await {
+        Err(CartError::CheckedOut) | Err(CartError::VersionMismatch { .. }) => {}
+        other => panic!("{}: {other:?}", h.backend),
+    }
 }
 
 // ---- over HTTP -------------------------------------------------------------------------

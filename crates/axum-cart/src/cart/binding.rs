@@ -1,6 +1,6 @@
 //! The binding of a `Cart` to its row: creation, session keys, merges followed, the locked write.
 
-use super::{check, empty_snapshot, Binding, Cart};
+use super::{check_locked, empty_snapshot, Binding, Cart};
 
 use crate::error::{retrying, CartError};
 use crate::session::random_key;
@@ -166,7 +166,7 @@ impl Cart {
             };
             // The one place a plan's outcome is carried out of the backend's transaction.
             let mut decide = |locked: &Locked| {
-                check(condition, &locked.target)?;
+                check_locked(condition, &locked.target)?;
                 let decision = plan(locked)?;
                 outcome = Some(decision.outcome);
                 Ok(decision.writes)

@@ -88,8 +88,13 @@ impl Expected {
     /// Whether the cart as read (or locked) is at this version. "No row yet" is matched by
     /// a row at version 0 too: one nothing has changed, which looks just like no row.
     pub(crate) fn matches(&self, snap: &Snapshot) -> bool {
+        self.matches_at(snap.version, snap)
+    }
+
+    /// Whether this names the cart `snap` as it was at `version`.
+    fn matches_at(&self, version: u64, snap: &Snapshot) -> bool {
         let fresh = self.version == 0;
-        snap.version == self.version
+        version == self.version
             && match self.cart {
                 Which::Any => true,
                 Which::Row(id) => id == snap.id || (id.get() == 0 && fresh),
@@ -206,8 +211,10 @@ impl Cart {
     /// makes it: every line change, the discount, clear, freeze and unfreeze, checkout,
     /// binding to a user, a merge into it, a restore, an admin's edit. A cart row starts
     /// at 0 (nothing changed yet), and a visitor with no cart row is at 0 too; carts that
-    /// existed before the migration that added versions start at 1. A change that changes
-    /// nothing (removing a discount the cart does not have) leaves it as it is. The JSON of
+    /// existed before the migration that added versions start at 1. A call that writes
+    /// nothing (removing a discount the cart does not have) leaves it as it is; a call that
+    /// writes what is already there (an update to the same quantity, clearing an empty
+    /// cart) is a change, with its event, and steps it. The JSON of
     /// the cart routes carries it as `version`, their `ETag` names it. Pass it to
     /// [`if_version`](Self::if_version) to make a change conditional on it.
     ///
@@ -420,6 +427,24 @@ pub(super) fn check(condition: Option<&[Expected]>, snap: &Snapshot) -> Result<(
         }),
         _ => Ok(()),
     }
+}
+
+/// [`check`] under the cart's lock: a checked-out cart also matches the version just before
+/// its checkout (the last change it took). A checkout double-submitted with the `If-Match`
+/// it was sent with gets its order, and any other change the 409 of a checked-out cart,
+/// rather than a 412 for the checkout that won the race.
+pub(super) fn check_locked(
+    condition: Option<&[Expected]>,
+    snap: &Snapshot,
+) -> Result<(), CartError> {
+    if let (Some(tags), true, Some(before)) =
+        (condition, snap.checked_out, snap.version.checked_sub(1))
+    {
+        if tags.iter().any(|t| t.matches_at(before, snap)) {
+            return Ok(());
+        }
+    }
+    check(condition, snap)
 }
 
 pub(super) fn exceeds(max: i64) -> CartError {

@@ -94,7 +94,7 @@ pub struct CartDetails {
     pub frozen: bool,
     /// The cart's version ([`Cart::version`]): every change that commits adds 1 (0 for a
     /// cart nothing has changed yet). The `ETag` of the cart routes names it, with the
-    /// cart's id: `"<cart id>-<version>"`.
+    /// time the cart was created (never its id): `"<version>.<created>"`.
     pub version: u64,
     /// The lines, in the order they were added.
     pub items: Vec<CartItem>,

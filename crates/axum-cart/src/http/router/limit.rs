@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +22,11 @@ use crate::CartId;
 /// A keyed limiter that reports what is left after each attempt.
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
-/// Keys remembered before the ones whose quota is full again are dropped.
+/// Keys remembered before the ones whose quota is full again are dropped…
 const TRACKED: usize = 10_000;
+/// …which is looked at once every this many attempts (a scan of the keys, under the
+/// limiter's lock, is not something every request should pay for).
+const PRUNE_EVERY: u64 = 1_024;
 
 /// The window the limits are counted over, in seconds.
 const WINDOW_SECS: u64 = 60;
@@ -34,6 +38,8 @@ pub(super) struct DiscountLimits {
     per_address: u32,
     visitors: Option<Arc<Keyed<CartId>>>,
     addresses: Option<Arc<Keyed<IpAddr>>>,
+    /// Attempts counted, for pruning.
+    attempts: Arc<AtomicU64>,
 }
 
 impl Default for DiscountLimits {
@@ -65,9 +71,11 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<Arc<Keyed
 fn attempt<K: std::hash::Hash + Eq + Clone>(
     limiter: &Keyed<K>,
     key: &K,
+    attempts: &AtomicU64,
 ) -> Result<StateSnapshot, Duration> {
-    if limiter.len() > TRACKED {
+    if attempts.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0 && limiter.len() > TRACKED {
         limiter.retain_recent();
+        limiter.shrink_to_fit();
     }
     limiter
         .check_key(key)
@@ -89,6 +97,7 @@ impl DiscountLimits {
             per_address,
             visitors: limiter(per_visitor),
             addresses: limiter(per_address),
+            attempts: Arc::new(AtomicU64::new(1)),
         }
     }
 
@@ -100,7 +109,7 @@ impl DiscountLimits {
         address: Option<IpAddr>,
     ) -> Result<Option<Left>, (Problem, Option<Left>)> {
         let left = match (&self.visitors, visitor) {
-            (Some(visitors), Some(visitor)) => match attempt(visitors, &visitor) {
+            (Some(visitors), Some(visitor)) => match attempt(visitors, &visitor, &self.attempts) {
                 Ok(state) => Some(Left {
                     remaining: state.remaining_burst_capacity(),
                     reset_secs: self.reset_secs(state.remaining_burst_capacity()),
@@ -115,9 +124,9 @@ impl DiscountLimits {
             },
             _ => None,
         };
-        if let (Some(addresses), Some(address)) = (&self.addresses, address) {
-            if let Err(wait) = attempt(addresses, &address) {
-                tracing::warn!(%address, "discount code attempts refused: too many from this address");
+        if let (Some(addresses), Some(address)) = (&self.addresses, address.map(network)) {
+            if let Err(wait) = attempt(addresses, &address, &self.attempts) {
+                tracing::debug!(%address, "discount code attempt refused: too many from this address");
                 return Err((too_many(wait), left));
             }
         }
@@ -141,6 +150,21 @@ impl DiscountLimits {
                 headers.insert(name, value);
             }
         }
+    }
+}
+
+/// The key of a client address: an IPv4 address, or the /64 network of an IPv6 one (one
+/// host commonly has a whole /64 to pick addresses from).
+fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
     }
 }
 
@@ -219,6 +243,19 @@ mod tests {
         for _ in 0..100 {
             assert!(off.attempt(Some(CartId::from_db(1)), address).is_ok());
         }
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_address_per_64() {
+        let limits = DiscountLimits::new(0, 2);
+        let host = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]));
+        assert!(limits.attempt(None, host(1)).is_ok());
+        assert!(limits.attempt(None, host(2)).is_ok());
+        assert!(limits.attempt(None, host(3)).is_err(), "same /64");
+        let other = Some(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]));
+        assert!(limits.attempt(None, other).is_ok());
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(network(mapped), IpAddr::from([192, 0, 2, 1]));
     }
 
     #[test]

@@ -104,7 +104,8 @@ pub(super) struct ProblemBody {
     /// For `product_unavailable`: the products the catalogue no longer has.
     #[schema(nullable = false)]
     products: Option<Vec<ProductRef>>,
-    /// On a conflict (409): the visitor's cart as it is now.
+    /// On a conflict (409) or a stale `If-Match` (412): the visitor's cart as it is now
+    /// (left out if it cannot be read).
     #[schema(nullable = false)]
     cart: Option<CartDetails>,
 }
@@ -170,6 +171,38 @@ fn problem(description: &str) -> openapi::Response {
         .build()
 }
 
+/// The headers some error answers carry: `Retry-After` on 429 and 503, the rate limit's
+/// state on 429.
+fn with_headers(name: &str, mut response: openapi::Response) -> openapi::Response {
+    let header = |description: &str| {
+        openapi::HeaderBuilder::new()
+            .schema(openapi::ObjectBuilder::new().schema_type(openapi::Type::String))
+            .description(Some(description))
+            .build()
+    };
+    if matches!(name, "TooManyRequests" | "Unavailable") {
+        response.headers.insert(
+            "retry-after".to_owned(),
+            header("Seconds to wait before trying again"),
+        );
+    }
+    if name == "TooManyRequests" {
+        for (key, description) in [
+            (
+                "ratelimit-policy",
+                "The visitor's limit, e.g. `\"visitor\";q=10;w=60`",
+            ),
+            (
+                "ratelimit",
+                "What the visitor has left, e.g. `\"visitor\";r=0;t=6`",
+            ),
+        ] {
+            response.headers.insert(key.to_owned(), header(description));
+        }
+    }
+    response
+}
+
 macro_rules! problem_responses {
     ($($name:ident => $description:literal,)*) => {$(
         #[doc = $description]
@@ -177,7 +210,7 @@ macro_rules! problem_responses {
 
         impl<'s> utoipa::ToResponse<'s> for $name {
             fn response() -> (&'s str, RefOr<openapi::Response>) {
-                (stringify!($name), RefOr::T(problem($description)))
+                (stringify!($name), RefOr::T(with_headers(stringify!($name), problem($description))))
             }
         }
     )*};
@@ -186,7 +219,8 @@ macro_rules! problem_responses {
 problem_responses! {
     BadRequest => "Malformed input: a bad quantity, options the product does not take, a \
         quantity outside the product's rule, a body that does not parse (`invalid_json`, \
-        `invalid_form`).",
+        `invalid_form`), a discount code that is not a string, an `If-Match` that is not a \
+        list of entity tags (`invalid_precondition`).",
     Forbidden => "A browser's cross-site request (`cross_site_request`).",
     NotFound => "An unknown product (`product_not_found`) or a line not in the cart \
         (`item_does_not_exist`).",
