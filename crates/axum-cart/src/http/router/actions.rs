@@ -4,10 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::limit::ClientAddress;
-use super::openapi::{
-    BadRequest, Conflict, DiscountBody, Forbidden, PayloadTooLarge, SeeOther, ServerError,
-    TooManyRequests, Unavailable, Unprocessable, UnsupportedMediaType,
-};
+use super::openapi::{DiscountBody, TooManyRequests, Unprocessable};
 use super::{conditional, Answer, CartDetails, CartRequest, Settings};
 use crate::http::body::Fields;
 use crate::http::respond::{json_response, see_other, Format, Problem};
@@ -20,18 +17,7 @@ use axum::response::IntoResponse;
     path = "/cart/clear",
     tag = "cart",
     operation_id = "clear",
-    summary = "Remove every line",
-    responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
-    )
+    summary = "Remove every line"
 )]
 pub(super) async fn clear(req: CartRequest, _: Fields) -> Answer {
     req.change(async |cart| Ok(cart.clear().await?)).await
@@ -45,16 +31,7 @@ pub(super) async fn clear(req: CartRequest, _: Fields) -> Answer {
     operation_id = "freeze",
     summary = "Freeze the cart while its payment runs",
     responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
+        (status = 422, response = Unprocessable)
     )
 )]
 pub(super) async fn freeze(req: CartRequest, _: Fields) -> Answer {
@@ -67,18 +44,7 @@ pub(super) async fn freeze(req: CartRequest, _: Fields) -> Answer {
     path = "/cart/unfreeze",
     tag = "cart",
     operation_id = "unfreeze",
-    summary = "End the freeze",
-    responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
-    )
+    summary = "End the freeze"
 )]
 pub(super) async fn unfreeze(req: CartRequest, _: Fields) -> Answer {
     req.change(async |cart| Ok(cart.unfreeze().await?)).await
@@ -93,17 +59,8 @@ pub(super) async fn unfreeze(req: CartRequest, _: Fields) -> Answer {
     summary = "Apply a discount code",
     request_body(content((DiscountBody = "application/x-www-form-urlencoded"), (DiscountBody = "application/json"))),
     responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
-        (status = 429, response = TooManyRequests),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
+        (status = 429, response = TooManyRequests)
     )
 )]
 pub(super) async fn apply_discount(
@@ -158,18 +115,7 @@ async fn apply(cart: &mut crate::Cart, fields: &Fields) -> Result<(), Problem> {
     path = "/cart/discount/remove",
     tag = "cart",
     operation_id = "remove_discount",
-    summary = "Remove the discount",
-    responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
-    )
+    summary = "Remove the discount"
 )]
 pub(super) async fn remove_discount(req: CartRequest, _: Fields) -> Answer {
     req.change(async |cart| Ok(cart.remove_discount().await?))
@@ -186,15 +132,7 @@ pub(super) async fn remove_discount(req: CartRequest, _: Fields) -> Answer {
     summary = "Check out",
     responses(
         (status = 200, description = "The checked-out cart, with the price changes the checkout made as `warnings` (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
+        (status = 422, response = Unprocessable)
     )
 )]
 pub(super) async fn checkout(

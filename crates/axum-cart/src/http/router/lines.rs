@@ -4,11 +4,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 
-use super::openapi::{
-    AddBody, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, QuantityBody, SeeOther,
-    ServerError, Unavailable, Unprocessable, UnsupportedMediaType,
-};
-use super::CartDetails;
+use super::openapi::{AddBody, LinePathDoc, NotFound, ProductPathDoc, QuantityBody, Unprocessable};
 use super::{Answer, CartRequest, LinePath, ProductPath};
 use crate::http::body::{bad_quantity, shown, Fields};
 use crate::http::respond::Problem;
@@ -25,20 +21,11 @@ use crate::{AddOptions, Cart, CartError, Carts, LineKey, Product, ProductRef};
     tag = "cart",
     operation_id = "add",
     summary = "Add a product",
-    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`", example = "book"), ("id" = i64, Path, description = "The product id", example = 1)),
+    params(ProductPathDoc),
     request_body(content((AddBody = "application/x-www-form-urlencoded"), (AddBody = "application/json"))),
     responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
+        (status = 422, response = Unprocessable)
     )
 )]
 pub(super) async fn add(req: CartRequest, path: ProductPath<false>, fields: Fields) -> Answer {
@@ -78,19 +65,10 @@ pub(super) async fn add(req: CartRequest, path: ProductPath<false>, fields: Fiel
     tag = "cart",
     operation_id = "update",
     summary = "Set the quantity of a product's line without options",
-    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`", example = "book"), ("id" = i64, Path, description = "The product id", example = 1)),
+    params(ProductPathDoc),
     request_body(content((QuantityBody = "application/x-www-form-urlencoded"), (QuantityBody = "application/json"))),
     responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
+        (status = 404, response = NotFound)
     )
 )]
 pub(super) async fn update(
@@ -112,19 +90,10 @@ pub(super) async fn update(
     tag = "cart",
     operation_id = "update_line",
     summary = "Set the quantity of a line",
-    params(("line" = String, Path, description = "The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for a line with options", example = "book:1")),
+    params(LinePathDoc),
     request_body(content((QuantityBody = "application/x-www-form-urlencoded"), (QuantityBody = "application/json"))),
     responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
+        (status = 404, response = NotFound)
     )
 )]
 pub(super) async fn update_line(
@@ -157,18 +126,9 @@ async fn set_quantity(
     tag = "cart",
     operation_id = "remove",
     summary = "Remove a product's line without options",
-    params(("kind" = String, Path, description = "The product kind, e.g. `coffee`", example = "book"), ("id" = i64, Path, description = "The product id", example = 1)),
+    params(ProductPathDoc),
     responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
+        (status = 404, response = NotFound)
     )
 )]
 pub(super) async fn remove(
@@ -190,18 +150,9 @@ pub(super) async fn remove(
     tag = "cart",
     operation_id = "remove_line",
     summary = "Remove a line",
-    params(("line" = String, Path, description = "The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for a line with options", example = "book:1")),
+    params(LinePathDoc),
     responses(
-        (status = 200, description = "The cart after the change (JSON clients)", body = CartDetails),
-        (status = 303, response = SeeOther),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError),
-        (status = 503, response = Unavailable)
+        (status = 404, response = NotFound)
     )
 )]
 pub(super) async fn remove_line(req: CartRequest, path: LinePath, _: Fields) -> Answer {

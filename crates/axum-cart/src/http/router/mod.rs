@@ -270,11 +270,12 @@ fn routes() -> OpenApiRouter<Settings> {
         .routes(only(routes!(openapi::document)))
 }
 
-/// A route answers only its method (others get the cart's 405); a change takes `If-Match`.
+/// A route answers only its method (others get the cart's 405); a change route gets what
+/// every change shares in the document (`openapi::change_route`).
 fn only(
     (schemas, mut paths, method_router): UtoipaMethodRouter<Settings>,
 ) -> UtoipaMethodRouter<Settings> {
-    openapi::conditional(&mut paths);
+    openapi::change_route(&mut paths);
     (schemas, paths, method_router.fallback(method_not_allowed))
 }
 

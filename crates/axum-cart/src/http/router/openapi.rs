@@ -110,6 +110,30 @@ pub(super) struct ProblemBody {
     cart: Option<CartDetails>,
 }
 
+/// The path of a product route: `{kind}/{id}`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // parameters: the path is read by `ProductPath`
+pub(super) struct ProductPathDoc {
+    /// The product kind, e.g. `coffee`.
+    #[param(example = "book")]
+    kind: String,
+    /// The product id.
+    #[param(example = 1)]
+    id: i64,
+}
+
+/// The path of a line route: `{line}`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // parameters: the path is read by `LinePath`
+pub(super) struct LinePathDoc {
+    /// The line key as `items[].line` shows it: `kind:id`, or `kind:id:<32 hex digits>` for
+    /// a line with options.
+    #[param(example = "book:1")]
+    line: String,
+}
+
 /// The body of `GET /cart/shipping-options`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(super) struct ShippingOptions {
@@ -289,9 +313,24 @@ fn etag() -> openapi::Header {
         .build()
 }
 
-/// What every change route shares: an optional `If-Match` header (412 when it names
-/// another version) and the `ETag` of its JSON answer.
-pub(super) fn conditional(paths: &mut openapi::path::Paths) {
+/// What every change route (`POST`) shares, added here rather than on each handler: an
+/// optional `If-Match` header; the cart as JSON (200, with its `ETag`) unless the handler
+/// says otherwise; 303 for HTML clients; and the errors any change can meet (a malformed
+/// body, a cross-site request, a conflict with the cart's state, a stale `If-Match`, a body
+/// too large or of another type, server failures). A handler's attribute lists only what
+/// is its own (404, 422, 429).
+pub(super) fn change_route(paths: &mut openapi::path::Paths) {
+    const SHARED: [(&str, &str); 9] = [
+        ("303", "SeeOther"),
+        ("400", "BadRequest"),
+        ("403", "Forbidden"),
+        ("409", "Conflict"),
+        ("412", "PreconditionFailed"),
+        ("413", "PayloadTooLarge"),
+        ("415", "UnsupportedMediaType"),
+        ("500", "ServerError"),
+        ("503", "Unavailable"),
+    ];
     for item in paths.paths.values_mut() {
         let Some(op) = item.post.as_mut() else {
             continue;
@@ -310,12 +349,26 @@ pub(super) fn conditional(paths: &mut openapi::path::Paths) {
             .build();
         op.parameters.get_or_insert_with(Vec::new).push(if_match);
         let responses = &mut op.responses.responses;
-        if let Some(RefOr::T(ok)) = responses.get_mut("200") {
+        let ok = responses.entry("200".to_owned()).or_insert_with(|| {
+            RefOr::T(
+                openapi::ResponseBuilder::new()
+                    .description("The cart after the change (JSON clients)")
+                    .content(
+                        "application/json",
+                        openapi::ContentBuilder::new()
+                            .schema(Some(openapi::Ref::from_schema_name("CartDetails")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        if let RefOr::T(ok) = ok {
             ok.headers.insert("etag".to_owned(), etag());
         }
-        responses.insert(
-            "412".to_owned(),
-            RefOr::Ref(openapi::Ref::from_response_name("PreconditionFailed")),
-        );
+        for (status, name) in SHARED {
+            responses
+                .entry(status.to_owned())
+                .or_insert_with(|| RefOr::Ref(openapi::Ref::from_response_name(name)));
+        }
     }
 }
