@@ -49,4 +49,26 @@ pub enum CartEvent {
         /// The cart.
         cart_id: CartId,
     },
+    /// A discount code was applied by `apply_discount` (or replaced the cart's code).
+    DiscountApplied {
+        /// The cart.
+        cart_id: CartId,
+        /// The code, as stored.
+        code: String,
+    },
+    /// The discount code was removed by `remove_discount`.
+    DiscountRemoved {
+        /// The cart.
+        cart_id: CartId,
+        /// The code that was removed.
+        code: String,
+    },
+    /// Other carts were merged into this one by `merge` or `login` (their lines came with
+    /// their own `ItemAdded` / `ItemUpdated` events).
+    Merged {
+        /// The cart merged into.
+        cart_id: CartId,
+        /// The carts merged in (gone now).
+        from: Vec<CartId>,
+    },
 }

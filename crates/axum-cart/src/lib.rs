@@ -11,6 +11,7 @@ mod events;
 mod inventory;
 mod money;
 mod options;
+mod outbox;
 mod prices;
 mod product;
 mod rules;
@@ -27,7 +28,7 @@ mod http;
 
 pub use async_trait::async_trait;
 pub use cart::Cart;
-pub use carts::{Carts, CartsBuilder};
+pub use carts::{Carts, CartsBuilder, EventCounts};
 pub use config::CartConfig;
 pub use discount::{Discount, DiscountKind, NewDiscount};
 pub use error::{BoxError, CartError, DiscountRefusal};
@@ -42,6 +43,7 @@ pub use inventory::{AlwaysInStock, InventoryChecker};
 pub use options::{
     LineKey, LineOptions, ProductOption, MAX_OPTIONS, MAX_OPTION_NAME_LEN, MAX_OPTION_VALUE_LEN,
 };
+pub use outbox::{DeliveryState, EventSink, OutboxEvent, Relay, RelayReport};
 pub use prices::{LinePriceChange, PriceChange, PricePolicy};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
 pub use rules::{QuantityRefusal, QuantityRule};

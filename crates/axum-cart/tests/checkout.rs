@@ -300,6 +300,13 @@ async fn checkout_marks_the_cart_and_counts_one_use(h: Harness) {
     let id = cart.id().await.unwrap().unwrap();
     assert_eq!(
         rx.try_recv().unwrap(),
+        CartEvent::DiscountApplied {
+            cart_id: id,
+            code: "SAVE10".into()
+        }
+    );
+    assert_eq!(
+        rx.try_recv().unwrap(),
         CartEvent::CheckedOut { cart_id: id }
     );
 }
@@ -638,6 +645,10 @@ async fn merge_moves_discount_and_closes_the_source(h: Harness) {
                 line: Line::new(p("book", 2), 2, d("10.00"))
             },
             CartEvent::Cleared { cart_id: source_id },
+            CartEvent::Merged {
+                cart_id: target_id,
+                from: vec![source_id]
+            },
         ]
     );
     // MRG-08: an empty source changes nothing.

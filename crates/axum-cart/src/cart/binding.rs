@@ -4,7 +4,11 @@ use super::{check_locked, empty_snapshot, Binding, Cart};
 
 use crate::error::{retrying, CartError};
 use crate::session::random_key;
-use crate::store::{Locked, Write, WriteOutcome, WriteRequest};
+use crate::events::CartEvent;
+use crate::outbox::{record, Context};
+use crate::store::{Locked, Snapshot, Write, WriteOutcome, WriteRequest};
+
+use super::write::after_writes;
 use crate::types::CartId;
 
 impl Cart {
@@ -133,6 +137,7 @@ impl Cart {
         let condition = self.condition();
         let condition = condition.as_deref();
         let mut outcome: Option<T> = None;
+        let mut events: Vec<CartEvent> = Vec::new();
         let mut transient = 0;
         let mut gone = 0;
         while gone < 2 {
@@ -169,7 +174,12 @@ impl Cart {
                 check_locked(condition, &locked.target)?;
                 let decision = plan(locked)?;
                 outcome = Some(decision.outcome);
-                Ok(decision.writes)
+                let mut writes = decision.writes;
+                if !writes.is_empty() {
+                    writes.extend(outbox_writes(&locked.target, &writes, &decision.events));
+                }
+                events = decision.events;
+                Ok(writes)
             };
             let result = self
                 .carts
@@ -187,6 +197,7 @@ impl Cart {
                 Ok(WriteOutcome::Written) => {
                     self.carts.forget_cached(&[target]);
                     self.carts.forget_cached(others);
+                    self.carts.emit(std::mem::take(&mut events));
                     self.invalidate(Binding::Open(target));
                     self.drop_condition();
                     return Ok(Done {
@@ -259,11 +270,24 @@ impl<'a> Lock<'a> {
 pub(super) struct Decision<T> {
     pub writes: Vec<Write>,
     pub outcome: T,
+    /// What the change did, as events: written into the outbox in its transaction and sent
+    /// to the subscribers once it committed.
+    pub events: Vec<CartEvent>,
 }
 
 impl<T> Decision<T> {
     pub(super) fn new(writes: Vec<Write>, outcome: T) -> Decision<T> {
-        Decision { writes, outcome }
+        Decision {
+            writes,
+            outcome,
+            events: Vec::new(),
+        }
+    }
+
+    /// These writes make these events.
+    pub(super) fn with_events(mut self, events: Vec<CartEvent>) -> Decision<T> {
+        self.events = events;
+        self
     }
 }
 
@@ -294,6 +318,40 @@ impl<T> Done<T> {
             outcome,
         }
     }
+}
+
+/// The outbox rows of a change's `events`, with what they need of the cart after `writes`:
+/// its user, its version (the change steps it once), its lines and its discount.
+fn outbox_writes(target: &Snapshot, writes: &[Write], events: &[CartEvent]) -> Vec<Write> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let lines = after_writes(&target.lines, writes);
+    let mut user = target.user_id.clone();
+    for w in writes {
+        if let Write::SetUser { cart, user: u } = w {
+            if *cart == target.id {
+                user.clone_from(u);
+            }
+        }
+    }
+    let discount = target.discount.as_ref().map(|d| {
+        let amount = d.amount(crate::types::subtotal(&lines));
+        (d.code.as_str(), amount)
+    });
+    let version = i64::try_from(target.version)
+        .ok()
+        .and_then(|v| v.checked_add(1));
+    let cx = Context {
+        user_id: user.as_deref(),
+        version,
+        lines: Some(&lines),
+        discount,
+    };
+    events
+        .iter()
+        .map(|e| Write::Event(Box::new(record(e, cx))))
+        .collect()
 }
 
 /// A binding key as the cart writes it: 1 to 64 lowercase hex digits.

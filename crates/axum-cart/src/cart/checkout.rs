@@ -86,7 +86,9 @@ impl Cart {
                     // The new prices are written first: a checked-out cart takes no change.
                     writes.extend(checkout_rules(&snap, min, OffsetDateTime::now_utc())?);
                     writes.push(Write::CheckOut { cart: t.id });
-                    Ok(Decision::new(writes, Planned::Out(Box::new(snap), changes)))
+                    let out = CartEvent::CheckedOut { cart_id: t.id };
+                    Ok(Decision::new(writes, Planned::Out(Box::new(snap), changes))
+                        .with_events(vec![out]))
                 })
                 .await;
             match done {
@@ -139,9 +141,6 @@ impl Cart {
             self.carts.clear_cache();
         }
         let order = self.placed_order(cart_id).await?;
-        if placed_now {
-            self.carts.emit(vec![CartEvent::CheckedOut { cart_id }]);
-        }
         Ok(Order {
             placed_now,
             price_changes,
@@ -206,6 +205,23 @@ impl Cart {
         st.snap = Some(snap);
         st.tax = figures.map(|f| f.0);
         st.shipping = figures.map(|f| f.1);
+    }
+}
+
+/// The order of the checked-out cart `id` as placed (the relay's checkout hook gets it, with
+/// `placed_now: true`); `None` when there is no such checked-out cart.
+pub(crate) async fn placed(carts: &crate::Carts, id: CartId) -> Result<Option<Order>, CartError> {
+    let cart = carts.cart(id);
+    cart.snapshot().await?;
+    match cart.binding() {
+        Binding::Closed(found) if found == id => {
+            let order = cart.placed_order(id).await?;
+            Ok(Some(Order {
+                placed_now: true,
+                ..order
+            }))
+        }
+        _ => Ok(None),
     }
 }
 

@@ -7,6 +7,7 @@ use super::{ensure_changeable, Cart};
 
 use crate::discount::{normalize_code, Discount};
 use crate::error::{CartError, DiscountRefusal};
+use crate::events::CartEvent;
 use crate::store::Write;
 use crate::types::subtotal;
 
@@ -39,10 +40,15 @@ impl Cart {
                 return Err(CartError::InvalidDiscount(DiscountRefusal::AlreadyApplied));
             }
             discount.check(subtotal(&t.lines), now)?;
-            Ok(Decision::writes(vec![Write::SetDiscount {
+            let applied = CartEvent::DiscountApplied {
+                cart_id: t.id,
+                code: discount.code.clone(),
+            };
+            let write = Write::SetDiscount {
                 cart: t.id,
                 discount: Some(discount.id),
-            }]))
+            };
+            Ok(Decision::writes(vec![write]).with_events(vec![applied]))
         })
         .await?;
         Ok(discount)
@@ -52,14 +58,19 @@ impl Cart {
     pub async fn remove_discount(&mut self) -> Result<(), CartError> {
         self.locked(Lock::CART, |locked| {
             let t = &locked.target;
-            if t.discount.is_none() {
+            let Some(d) = &t.discount else {
                 return Ok(Decision::nothing());
-            }
+            };
             ensure_changeable(t)?;
-            Ok(Decision::writes(vec![Write::SetDiscount {
+            let removed = CartEvent::DiscountRemoved {
+                cart_id: t.id,
+                code: d.code.clone(),
+            };
+            let write = Write::SetDiscount {
                 cart: t.id,
                 discount: None,
-            }]))
+            };
+            Ok(Decision::writes(vec![write]).with_events(vec![removed]))
         })
         .await?;
         Ok(())

@@ -118,7 +118,7 @@ impl Cart {
                 let mut report = MergeReport::default();
                 let mut events = Vec::new();
                 let Some(s) = locked.others.first() else {
-                    return Ok(Decision::new(Vec::new(), (report, events)));
+                    return Ok(Decision::new(Vec::new(), report));
                 };
                 check(source_condition.as_deref(), s)?;
                 ensure_changeable(s)?;
@@ -179,6 +179,10 @@ impl Cart {
                     }
                 }
                 events.push(CartEvent::Cleared { cart_id: s.id });
+                events.push(CartEvent::Merged {
+                    cart_id: t.id,
+                    from: vec![s.id],
+                });
                 writes.push(Write::MergeAway {
                     cart: s.id,
                     into: t.id,
@@ -189,7 +193,7 @@ impl Cart {
                         key: key.clone(),
                     });
                 }
-                Ok(Decision::new(writes, (report, events)))
+                Ok(Decision::new(writes, report).with_events(events))
             })
             .await
             .inspect_err(|e| {
@@ -198,7 +202,7 @@ impl Cart {
                     source.invalidate(Binding::Unverified(src_id));
                 }
             })?;
-        let (report, events) = done.outcome.unwrap_or_default();
+        let report = done.outcome.unwrap_or_default();
         let id = done.cart;
         if !report.unknown_products.is_empty() {
             tracing::warn!(
@@ -209,7 +213,6 @@ impl Cart {
         source.invalidate(Binding::None);
         if id.is_some() {
             source.drop_condition();
-            self.carts.emit(events);
         }
         Ok(report)
     }

@@ -13,6 +13,7 @@ mod write;
 
 use read::discount_amount;
 
+pub(crate) use checkout::placed;
 pub(crate) use pricing::price_change;
 
 use std::fmt;

@@ -67,8 +67,7 @@ impl Cart {
         };
         let now = OffsetDateTime::now_utc();
         let max_lines = self.config().max_lines;
-        let done = self
-            .locked(Lock::CART, |locked| {
+        self.locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_changeable(t)?;
                 let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
@@ -92,12 +91,9 @@ impl Cart {
                         });
                     }
                 }
-                Ok(Decision::new(writes, events))
+                Ok(Decision::writes(writes).with_events(events))
             })
             .await?;
-        if let (Some(_), Some(events)) = (done.cart, done.outcome) {
-            self.carts.emit(events);
-        }
         Ok(())
     }
 }

@@ -199,16 +199,16 @@ impl Cart {
                         (line.clone(), insert)
                     }
                 };
-                Ok(Decision::new(vec![write], written))
+                let added = CartEvent::ItemAdded {
+                    cart_id: t.id,
+                    line: written.clone(),
+                };
+                Ok(Decision::new(vec![write], written).with_events(vec![added]))
             })
             .await?;
-        let (Some(cart_id), Some(line)) = (done.cart, done.outcome) else {
+        let (Some(_), Some(line)) = (done.cart, done.outcome) else {
             return Err(CartError::CheckedOut);
         };
-        self.carts.emit(vec![CartEvent::ItemAdded {
-            cart_id,
-            line: line.clone(),
-        }]);
         Ok(line)
     }
 
@@ -309,32 +309,29 @@ impl Cart {
                     unit_price: unit_price.unwrap_or(old.unit_price),
                     ..old.clone()
                 };
-                if quantity == 0 {
+                let (write, line, deleted) = if quantity == 0 {
                     let delete = Write::Delete {
                         cart: t.id,
                         key: key.clone(),
                     };
-                    Ok(Decision::new(vec![delete], (old.clone(), true)))
+                    (delete, old.clone(), true)
                 } else {
-                    let upsert = Write::Update {
+                    let update = Write::Update {
                         cart: t.id,
                         line: line.clone(),
                     };
-                    Ok(Decision::new(vec![upsert], (line, false)))
-                }
+                    (update, line, false)
+                };
+                let updated = CartEvent::ItemUpdated {
+                    cart_id: t.id,
+                    line: line.clone(),
+                    deleted,
+                };
+                Ok(Decision::new(vec![write], line).with_events(vec![updated]))
             })
             .await?;
-        let (line, deleted) = done
-            .outcome
-            .ok_or_else(|| CartError::ItemDoesNotExist(key.clone()))?;
-        if let Some(cart_id) = done.cart {
-            self.carts.emit(vec![CartEvent::ItemUpdated {
-                cart_id,
-                line: line.clone(),
-                deleted,
-            }]);
-        }
-        Ok(line)
+        done.outcome
+            .ok_or_else(|| CartError::ItemDoesNotExist(key.clone()))
     }
 
     /// Removes the product's line with no options. See [`remove_line`](Self::remove_line)
@@ -353,23 +350,21 @@ impl Cart {
                 let old = t
                     .line(key)
                     .ok_or_else(|| CartError::ItemDoesNotExist(key.clone()))?;
-                Ok(Decision::new(
-                    vec![Write::Delete {
-                        cart: t.id,
-                        key: key.clone(),
-                    }],
-                    old.clone(),
-                ))
+                let removed = CartEvent::ItemRemoved {
+                    cart_id: t.id,
+                    product: old.product.clone(),
+                    options: old.options.clone(),
+                };
+                let delete = Write::Delete {
+                    cart: t.id,
+                    key: key.clone(),
+                };
+                Ok(Decision::writes(vec![delete]).with_events(vec![removed]))
             })
             .await?;
-        let (Some(cart_id), Some(old)) = (done.cart, done.outcome) else {
+        if done.cart.is_none() {
             return Err(CartError::ItemDoesNotExist(key.clone()));
-        };
-        self.carts.emit(vec![CartEvent::ItemRemoved {
-            cart_id,
-            product: old.product,
-            options: old.options,
-        }]);
+        }
         Ok(())
     }
 
@@ -383,16 +378,13 @@ impl Cart {
             // No row: nothing to clear.
             return self.precondition().await;
         }
-        let done = self
-            .locked(Lock::CART, |locked| {
-                let t = &locked.target;
-                ensure_changeable(t)?;
-                Ok(Decision::writes(vec![Write::Clear { cart: t.id }]))
-            })
-            .await?;
-        if let Some(cart_id) = done.cart {
-            self.carts.emit(vec![CartEvent::Cleared { cart_id }]);
-        }
+        self.locked(Lock::CART, |locked| {
+            let t = &locked.target;
+            ensure_changeable(t)?;
+            let cleared = CartEvent::Cleared { cart_id: t.id };
+            Ok(Decision::writes(vec![Write::Clear { cart: t.id }]).with_events(vec![cleared]))
+        })
+        .await?;
         Ok(())
     }
 
@@ -431,8 +423,7 @@ impl Cart {
         }
         self.check_stock_of(&wanted, products.as_deref()).await?;
         let max_lines = self.config().max_lines;
-        let done = self
-            .locked(Lock::CART, |locked| {
+        self.locked(Lock::CART, |locked| {
                 let t = &locked.target;
                 ensure_changeable(t)?;
                 let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
@@ -446,12 +437,9 @@ impl Cart {
                         line: l.clone(),
                     })
                     .collect();
-                Ok(Decision::new(writes, set_events(t, &lines)))
+                Ok(Decision::writes(writes).with_events(set_events(t, &lines)))
             })
             .await?;
-        if let (Some(_), Some(events)) = (done.cart, done.outcome) {
-            self.carts.emit(events);
-        }
         Ok(lines)
     }
 

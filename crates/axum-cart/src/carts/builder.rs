@@ -217,6 +217,7 @@ impl CartsBuilder {
                 config: self.config,
                 events,
                 cache: self.cache_carts.then(SnapshotCache::default),
+                outbox: Default::default(),
             }),
         }
     }

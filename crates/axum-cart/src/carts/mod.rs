@@ -16,6 +16,8 @@ use crate::config::CartConfig;
 use crate::discount::{normalize_code, Discount, NewDiscount};
 use crate::error::{CartError, DiscountRefusal};
 use crate::events::CartEvent;
+use crate::outbox::{DeliveryState, OutboxEvent};
+use crate::store::EventQuery;
 use crate::session::SessionAdapter;
 use crate::store::{CartFilter, CartRecord, Store};
 use crate::types::CartId;
@@ -25,6 +27,20 @@ pub(crate) struct CartsInner {
     pub(crate) config: CartConfig,
     pub(crate) events: broadcast::Sender<CartEvent>,
     pub(crate) cache: Option<SnapshotCache>,
+    /// Woken by every committed change of this process: an in-app relay delivers at once.
+    pub(crate) outbox: Arc<tokio::sync::Notify>,
+}
+
+/// How many events the outbox holds, by delivery state ([`Carts::event_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventCounts {
+    /// Waiting for delivery, or retrying.
+    pub pending: u64,
+    /// Delivered to every sink (until `cart clean` removes them).
+    pub delivered: u64,
+    /// Failed the most attempts; waiting for someone to retry them.
+    pub parked: u64,
 }
 
 /// The app's cart service: store, settings and event channel. Cheap to clone; build one at
@@ -167,6 +183,73 @@ impl Carts {
         }
     }
 
+    /// Deletes the outbox's events delivered more than `days` days ago (at least 1), in
+    /// batches of `batch` rows; pending and parked events stay. Returns how many. `cart
+    /// clean` runs it after the carts.
+    pub async fn clean_events(&self, days: u32, batch: u32) -> Result<u64, CartError> {
+        let cutoff = crate::store::now_epoch() - i64::from(days.max(1)) * 86_400;
+        let batch = i64::from(batch.max(1));
+        let mut total = 0u64;
+        loop {
+            let n = self
+                .inner
+                .store
+                .backend
+                .delete_delivered(cutoff, batch)
+                .await?;
+            total = total.saturating_add(n);
+            if n < batch.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The outbox's events (the sinks' ones), newest first: those in `state` (all with
+    /// `None`), at most `limit` (1 to 1000). What the admin pages and `cart events` list.
+    pub async fn events(
+        &self,
+        state: Option<DeliveryState>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, CartError> {
+        let query = EventQuery {
+            state,
+            cart: None,
+            limit: i64::from(limit.clamp(1, 1000)),
+        };
+        self.inner.store.backend.list_events(&query).await
+    }
+
+    /// The events of one cart, newest first, at most `limit` (1 to 1000).
+    pub async fn cart_events(&self, id: CartId, limit: u32) -> Result<Vec<OutboxEvent>, CartError> {
+        let query = EventQuery {
+            state: None,
+            cart: Some(id),
+            limit: i64::from(limit.clamp(1, 1000)),
+        };
+        self.inner.store.backend.list_events(&query).await
+    }
+
+    /// How many events are pending, delivered and parked.
+    pub async fn event_counts(&self) -> Result<EventCounts, CartError> {
+        let [pending, delivered, parked] = self.inner.store.backend.event_counts().await?;
+        Ok(EventCounts {
+            pending,
+            delivered,
+            parked,
+        })
+    }
+
+    /// Puts parked events back in line with a fresh count of attempts: the one with this
+    /// id, or every parked one with `None`. Returns how many (an event parked in the sinks'
+    /// and the orders' lane counts twice). The next relay round delivers them.
+    pub async fn retry_events(&self, event_id: Option<&str>) -> Result<u64, CartError> {
+        let n = self.inner.store.backend.retry_parked(event_id).await?;
+        if n > 0 {
+            self.inner.outbox.notify_one();
+        }
+        Ok(n)
+    }
+
     /// Creates a discount code. The rules of [`NewDiscount::validate`] are checked here and
     /// by the database; a code that exists already (in any case) is refused.
     pub async fn create_discount(&self, discount: NewDiscount) -> Result<Discount, CartError> {
@@ -218,6 +301,9 @@ impl Carts {
     }
 
     pub(crate) fn emit(&self, events: Vec<CartEvent>) {
+        if !events.is_empty() {
+            self.inner.outbox.notify_one();
+        }
         for event in events {
             // No subscriber is not an error.
             let _ = self.inner.events.send(event);

@@ -11,8 +11,9 @@ use super::decode::{decode_discount, decode_record};
 use super::driver::{is_unique_error, Dialect, Stmt};
 use super::locked::{apply, read_locked, set_key};
 use super::sql::{discount_in_use, list_sql, user_page_sql};
+use super::outbox;
 use super::{
-    duplicate_code, now_epoch, AddLimits, AddOutcome, Backend, CartFilter, CartRecord,
+    duplicate_code, Claimed, Delivery, EventQuery, now_epoch, AddLimits, AddOutcome, Backend, CartFilter, CartRecord,
     DiscountChange, Locked, Plan, Snapshot, Write, WriteOutcome, WriteRequest,
 };
 use crate::{CartError, CartId, Discount, Line};
@@ -207,6 +208,39 @@ impl<D: Dialect> Backend for SqlBackend<D> {
         }
         tx.commit().await?;
         Ok(WriteOutcome::Written)
+    }
+
+    async fn claim_events(
+        &self,
+        lane: crate::outbox::Lane,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, CartError> {
+        outbox::claim(self, lane, lease_until, limit).await
+    }
+
+    async fn finish_event(&self, row: i64, delivery: &Delivery) -> Result<(), CartError> {
+        outbox::finish(self, row, delivery).await
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<crate::OutboxEvent>, CartError> {
+        outbox::list(self, query).await
+    }
+
+    async fn event_counts(&self) -> Result<[u64; 3], CartError> {
+        outbox::counts(self).await
+    }
+
+    async fn retry_parked(&self, event_id: Option<&str>) -> Result<u64, CartError> {
+        outbox::retry_parked(self, event_id).await
+    }
+
+    async fn delete_delivered(&self, cutoff: i64, limit: i64) -> Result<u64, CartError> {
+        outbox::delete_delivered(self, cutoff, limit).await
+    }
+
+    async fn abandon_idle(&self, cutoff: i64, limit: i64) -> Result<u64, CartError> {
+        outbox::abandon_idle(self, cutoff, limit).await
     }
 
     async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError> {

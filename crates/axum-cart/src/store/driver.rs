@@ -143,8 +143,8 @@ pub(crate) trait Dialect: Driver + Sync {
     ) -> Result<AddOutcome, CartError> {
         super::locked::upsert_add(store, cart, line, max).await
     }
-    /// Runs after a successful `add` on its connection.
-    async fn after_write(_store: &SqlBackend<Self>, _conn: &mut Self::Connection) {}
+    /// Runs after a successful `add`.
+    async fn after_write(_store: &SqlBackend<Self>) {}
 }
 
 /// The values of a statement as the backend's arguments.

@@ -9,6 +9,8 @@ use super::driver::{
 };
 use super::sql::{CART_COLUMNS, CART_WIDTH};
 use super::{now_epoch, used_up, AddLimits, AddOutcome, Snapshot, Write};
+use crate::events::CartEvent;
+use crate::outbox::{record, Context};
 use crate::{CartError, CartId, Line};
 
 /// The cart, its discount and its lines in one statement, one row per line.
@@ -57,15 +59,22 @@ pub(crate) async fn upsert_add<D: Dialect>(
          RETURNING quantity"
     );
     let stored = Stored::of(line);
-    let mut conn = store.writer()?.acquire().await?;
+    let mut tx = begin::<D>(store).await?;
     let result = line_stmt::<D>(&sql, cart, line, &stored)
         .bind(max.lines_bound())
         .bind(max.quantity)
-        .int(&mut conn)
+        .int(&mut tx)
         .await;
-    if result.is_ok() {
-        D::after_write(store, &mut conn).await;
+    if let Ok(Some(quantity)) = result {
+        record_add::<D>(&mut tx, cart, line, quantity).await?;
+        tx.commit().await?;
+        D::after_write(store).await;
+        return Ok(AddOutcome::Added { quantity });
     }
+    if let Err(e) = tx.rollback().await {
+        tracing::debug!(error = %e, "the rollback of a refused add failed");
+    }
+    let mut conn = store.writer()?.acquire().await?;
     match result {
         Ok(Some(quantity)) => Ok(AddOutcome::Added { quantity }),
         Ok(None) => Ok(AddOutcome::Exceeded),
@@ -80,6 +89,48 @@ pub(crate) async fn upsert_add<D: Dialect>(
         Err(e) if is_fk_error(&e) => Ok(AddOutcome::Gone),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A transaction on the writer, begun the backend's way (SQLite: `BEGIN IMMEDIATE`).
+pub(crate) async fn begin<D: Dialect>(
+    store: &SqlBackend<D>,
+) -> Result<sqlx::Transaction<'static, D>, sqlx::Error> {
+    match D::SQL.begin {
+        Some(begin) => store.writer()?.begin_with(begin).await,
+        None => store.writer()?.begin().await,
+    }
+}
+
+/// Writes the `item_added` event of a one-statement add in its transaction: the line at
+/// the `quantity` the add left it with, the cart's user and version as the add left them.
+pub(crate) async fn record_add<D: Dialect>(
+    conn: &mut D::Connection,
+    cart: CartId,
+    line: &Line,
+    quantity: i64,
+) -> Result<(), CartError> {
+    let row = Stmt::<D>::new("SELECT user_id, version FROM cart_carts WHERE id = ?")
+        .bind(cart.get())
+        .one(conn)
+        .await?;
+    let (user, version) = match &row {
+        Some(r) => (r.text_opt(0)?, r.int_opt(1)?),
+        None => (None, None),
+    };
+    let event = CartEvent::ItemAdded {
+        cart_id: cart,
+        line: Line {
+            quantity,
+            ..line.clone()
+        },
+    };
+    let cx = Context {
+        user_id: user.as_deref(),
+        version,
+        ..Context::default()
+    };
+    super::outbox::insert::<D>(conn, &record(&event, cx)).await?;
+    Ok(())
 }
 
 /// Why an add wrote nothing: the cart is gone, checked out or frozen, the line would pass
@@ -283,6 +334,10 @@ pub(crate) async fn apply<D: Dialect>(
         }
         Write::SetKey { cart, key } => {
             set_key::<D>(conn, *cart, key).await?;
+            return Ok(());
+        }
+        Write::Event(event) => {
+            super::outbox::insert::<D>(conn, event).await?;
             return Ok(());
         }
     };

@@ -16,6 +16,9 @@ mod driver;
 mod locked;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod outbox;
+
+pub(crate) use outbox::{Claimed, Delivery, EventQuery};
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sql;
@@ -268,6 +271,8 @@ pub(crate) enum Write {
     MergeAway { cart: CartId, into: CartId },
     /// Give the cart this session key (taken from any other cart that holds it).
     SetKey { cart: CartId, key: String },
+    /// Write an event into the outbox (in the change's transaction).
+    Event(Box<crate::outbox::NewEvent>),
 }
 
 /// The carts of one locked write: the target first, then the others, freshly read.
@@ -333,6 +338,26 @@ pub(crate) trait Backend: Send + Sync + 'static {
         plan: &mut Plan<'_>,
     ) -> Result<WriteOutcome, CartError>;
     async fn discount_by_code(&self, code: &str) -> Result<Option<Discount>, CartError>;
+    /// Takes up to `limit` due events of `lane` (the oldest undelivered one of each cart),
+    /// leased until `lease_until`.
+    async fn claim_events(
+        &self,
+        lane: crate::outbox::Lane,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, CartError>;
+    /// Records how a claimed event's delivery ended.
+    async fn finish_event(&self, row: i64, delivery: &Delivery) -> Result<(), CartError>;
+    /// The sinks' events, newest first.
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<crate::OutboxEvent>, CartError>;
+    /// Pending, delivered and parked events of the sinks' lane.
+    async fn event_counts(&self) -> Result<[u64; 3], CartError>;
+    /// Parked events (this one, or all) back to pending; how many rows.
+    async fn retry_parked(&self, event_id: Option<&str>) -> Result<u64, CartError>;
+    /// Deletes up to `limit` events delivered before `cutoff`.
+    async fn delete_delivered(&self, cutoff: i64, limit: i64) -> Result<u64, CartError>;
+    /// Writes the `abandoned` events of up to `limit` carts idle since `cutoff`.
+    async fn abandon_idle(&self, cutoff: i64, limit: i64) -> Result<u64, CartError>;
     async fn create_discount(&self, discount: &Discount) -> Result<Discount, CartError>;
     async fn list_discounts(&self) -> Result<Vec<Discount>, CartError>;
     async fn set_discount_active(&self, code: &str, active: bool) -> Result<bool, CartError>;

@@ -13,7 +13,7 @@ use super::driver::{
     is_check_error, is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect,
     Stmt,
 };
-use super::locked::{line_stmt, Stored};
+use super::locked::{begin, line_stmt, record_add, Stored};
 use super::sql::{Spelling, Upsert};
 use super::{migrator, AddLimits, AddOutcome};
 use crate::{CartError, CartId, Line};
@@ -46,6 +46,7 @@ impl Dialect for MySql {
         min_value: "min_cart_value",
         price: "unit_price",
         lock: " FOR UPDATE",
+        skip_locked: " FOR UPDATE SKIP LOCKED",
         // A locking read: under REPEATABLE READ a plain SELECT would read the snapshot taken
         // at the transaction's first plain read, which can predate a change committed while
         // this transaction waited for a later cart's lock (a merge would then miss a unit).
@@ -93,13 +94,14 @@ impl Dialect for MySql {
         max: AddLimits,
     ) -> Result<AddOutcome, CartError> {
         let stored = Stored::of(line);
-        let mut conn = store.writer()?.acquire().await?;
+        let mut tx = begin::<MySql>(store).await?;
         let result = line_stmt::<MySql>(ADD, cart, line, &stored)
             .bind(max.lines_bound())
             .bind(max.quantity)
             .bind(max.quantity)
-            .affected(&mut conn)
+            .affected(&mut tx)
             .await;
+        // A refused add wrote nothing: its transaction ends (dropped, it rolls back).
         let rows = match result {
             Ok(rows) => rows,
             Err(e) if is_checked_out_error::<MySql>(&e) => return Ok(AddOutcome::CheckedOut),
@@ -113,19 +115,21 @@ impl Dialect for MySql {
         // `LAST_INSERT_ID(…)` in its branch recorded the line's new quantity as this
         // statement wrote it, in this connection's own session: reading it back can never
         // see another request's units (a `SELECT quantity` could).
-        if rows == 1 {
-            return Ok(AddOutcome::Added {
-                quantity: line.quantity,
-            });
-        }
-        let row = Stmt::<MySql>::new("SELECT LAST_INSERT_ID()")
-            .one(&mut conn)
-            .await?;
-        let reported: Option<u64> = row.map(|r| r.try_get(0)).transpose()?;
-        let quantity = reported
-            .and_then(|r| r.checked_sub(UPDATED))
-            .and_then(|q| i64::try_from(q).ok())
-            .unwrap_or(line.quantity);
+        // Read before the event's insert, which sets LAST_INSERT_ID anew.
+        let quantity = if rows == 1 {
+            line.quantity
+        } else {
+            let row = Stmt::<MySql>::new("SELECT LAST_INSERT_ID()")
+                .one(&mut tx)
+                .await?;
+            let reported: Option<u64> = row.map(|r| r.try_get(0)).transpose()?;
+            reported
+                .and_then(|r| r.checked_sub(UPDATED))
+                .and_then(|q| i64::try_from(q).ok())
+                .unwrap_or(line.quantity)
+        };
+        record_add::<MySql>(&mut tx, cart, line, quantity).await?;
+        tx.commit().await?;
         Ok(AddOutcome::Added { quantity })
     }
 }

@@ -25,6 +25,7 @@ impl Dialect for Postgres {
         min_value: "min_cart_value",
         price: "unit_price",
         lock: " FOR UPDATE",
+        skip_locked: " FOR UPDATE OF o SKIP LOCKED",
         share_lock: "",
         begin: None,
         upsert: Upsert::OnConflict,

@@ -27,6 +27,9 @@ pub(crate) struct Spelling {
     /// The lock clause of a locking read (` FOR UPDATE`), empty where the whole write is
     /// locked up front (SQLite's `BEGIN IMMEDIATE`).
     pub lock: &'static str,
+    /// The lock clause of a relay's claim of outbox rows (` FOR UPDATE … SKIP LOCKED`),
+    /// empty on SQLite (its one writer claims).
+    pub skip_locked: &'static str,
     /// The lock clause of the locked write's read of the lines.
     pub share_lock: &'static str,
     /// How the locked write begins its transaction, if not with a plain `BEGIN`.
@@ -294,6 +297,7 @@ mod tests {
         min_value: "min_cart_value",
         price: "unit_price",
         lock: "",
+        skip_locked: "",
         share_lock: "",
         begin: None,
         upsert: Upsert::OnDuplicateKey,

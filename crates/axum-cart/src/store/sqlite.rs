@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Arguments, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Arguments, Row, Sqlite, SqlitePool};
 
 use super::common::SqlBackend;
 use super::decode::{decode_cart, decode_discount, skipped_line, RowExt};
@@ -73,6 +73,7 @@ impl Dialect for Sqlite {
         // BEGIN IMMEDIATE takes the write lock up front: the whole database is locked for
         // the few statements of a locked write, which also locks the discount rows.
         lock: "",
+        skip_locked: "",
         share_lock: "",
         begin: Some("BEGIN IMMEDIATE"),
         upsert: Upsert::OnConflict,
@@ -149,13 +150,18 @@ impl Dialect for Sqlite {
 
     /// Counts a write; every [`CHECKPOINT_EVERY`] writes, checkpoints the WAL on `conn`
     /// (the writer, so no other write is in the way). A busy checkpoint is simply skipped.
-    async fn after_write(store: &SqlBackend<Sqlite>, conn: &mut SqliteConnection) {
+    async fn after_write(store: &SqlBackend<Sqlite>) {
         let n = store.state.fetch_add(1, Ordering::Relaxed);
         if n % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(conn)
-                .await
-            {
+            let result = match store.writer() {
+                Ok(writer) => {
+                    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(writer)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "WAL checkpoint skipped");
             }
         }
