@@ -43,7 +43,7 @@ pub use inventory::{AlwaysInStock, InventoryChecker};
 pub use options::{
     LineKey, LineOptions, ProductOption, MAX_OPTIONS, MAX_OPTION_NAME_LEN, MAX_OPTION_VALUE_LEN,
 };
-pub use outbox::{DeliveryState, EventSink, OutboxEvent, Relay, RelayReport};
+pub use outbox::{Consumer, DeliveryState, EventSink, OutboxEvent, Relay, RelayReport};
 pub use prices::{LinePriceChange, PriceChange, PricePolicy};
 pub use product::{Catalog, NoCatalog, Product, ProductRef};
 pub use rules::{QuantityRefusal, QuantityRule};

@@ -13,7 +13,8 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use axum_cart::{
     async_trait, BoxError, Cart, CartDetails, CartError, CartId, CartLayer, CartRouter, CartView,
-    Carts, Catalog, Line, NewDiscount, NoCatalog, Order, PricePolicy, Product, TaxCalculator,
+    Carts, Catalog, Line, NewDiscount, NoCatalog, Order, PricePolicy, Product, Relay,
+    TaxCalculator,
 };
 use common::{d, p, Harness};
 use rust_decimal::prelude::ToPrimitive;
@@ -802,9 +803,9 @@ async fn http_checkout_reprices_and_shows_the_changes(h: Harness) {
     let board = coffee_board();
     let carts = h.builder().catalog(board.clone()).build();
     let hooked: Arc<Mutex<Vec<Order>>> = Arc::default();
-    let router = {
+    let relay = {
         let hooked = hooked.clone();
-        CartRouter::new().on_checkout(move |order: Order| {
+        Relay::new(&carts).on_checkout(move |order: Order| {
             let hooked = hooked.clone();
             async move {
                 hooked.lock().unwrap().push(order);
@@ -812,7 +813,7 @@ async fn http_checkout_reprices_and_shows_the_changes(h: Harness) {
             }
         })
     };
-    let mut client = Client::new(&carts, router);
+    let mut client = Client::new(&carts, CartRouter::new());
     client.json("POST", "/cart/add/coffee/1?quantity=2").await;
     client.json("POST", "/cart/add/coffee/2").await;
     board.set_price("coffee", 1, "13.00");
@@ -833,6 +834,7 @@ async fn http_checkout_reprices_and_shows_the_changes(h: Harness) {
                 "message": "The price of Coffee went up from 12.50 to 13.00 since you added it. \
                             The order was placed at 13.00."}])
     );
+    assert_eq!(relay.run_once().await.unwrap().orders, 1);
     let orders = hooked.lock().unwrap().clone();
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].price_changes.len(), 1);
@@ -842,6 +844,7 @@ async fn http_checkout_reprices_and_shows_the_changes(h: Harness) {
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["subtotal"], "34.00");
     assert_eq!(again["warnings"], json!([]));
+    assert!(relay.run_once().await.unwrap().is_idle());
     assert_eq!(hooked.lock().unwrap().len(), 1);
 }
 

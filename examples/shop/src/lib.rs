@@ -22,6 +22,7 @@
 //! | `REQUEST_TIMEOUT_SECS` | `30` | the longest a request may take from its head to its answer (slow body included); then 408 |
 //! | `MAX_BODY_BYTES` | `65536` | the largest request body; a larger declared `Content-Length` gets 413 at once |
 //! | `MAX_CONNECTIONS` | `1024` | the most client connections served at once; more wait in the listen queue until one closes |
+//! | `EVENTS_RELAY` | `1` | `0`: this process runs no outbox relay (orders and events are delivered by a `cart relay` process, or by another shop process) |
 //!
 //! The cart's JSON API is described by the OpenAPI 3.1 document at `/cart/openapi.json`,
 //! linked from `/docs`.
@@ -50,7 +51,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use axum_cart::{
     admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts,
-    MergeStrategy, NewDiscount, Order, SameSiteLayer,
+    MergeStrategy, NewDiscount, Order, Relay, SameSiteLayer,
 };
 use axum_login::AuthManager;
 use rust_decimal::Decimal;
@@ -81,6 +82,34 @@ pub struct Settings {
     /// Discount codes one visitor may try a minute; 0 is no limit (ten times as many per
     /// client address).
     pub discount_attempts: u32,
+    /// Where the outbox's events go, and whether this process runs the relay.
+    pub events: EventSettings,
+}
+
+/// The outbox relay of the shop: `EVENTS_RELAY`, `EVENTS_NATS_URL`, `EVENTS_AMQP_URL`,
+/// `EVENTS_WEBHOOK_URL` + `EVENTS_WEBHOOK_SECRET`.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// Run the relay in this process (on by default): it writes the orders and delivers the
+    /// events. Off when `cart relay` (or another shop process) runs it.
+    pub relay: bool,
+    /// NATS (JetStream) server to publish the events to.
+    pub nats_url: Option<String>,
+    /// RabbitMQ server to publish the events to (exchange `cart.events`).
+    pub amqp_url: Option<String>,
+    /// The webhook endpoint, with its `whsec_…` signing secret.
+    pub webhook: Option<(String, String)>,
+}
+
+impl Default for EventSettings {
+    fn default() -> EventSettings {
+        EventSettings {
+            relay: true,
+            nats_url: None,
+            amqp_url: None,
+            webhook: None,
+        }
+    }
 }
 
 impl Settings {
@@ -134,6 +163,26 @@ impl Settings {
                 None | Some("1" | "true") => true,
                 Some("0" | "false") => false,
                 Some(other) => return Err(format!("QUANTITY_RULES must be 1 or 0, got {other:?}")),
+            },
+            events: EventSettings {
+                relay: match var("EVENTS_RELAY").as_deref() {
+                    None | Some("1" | "true") => true,
+                    Some("0" | "false") => false,
+                    Some(other) => {
+                        return Err(format!("EVENTS_RELAY must be 1 or 0, got {other:?}"))
+                    }
+                },
+                nats_url: var("EVENTS_NATS_URL"),
+                amqp_url: var("EVENTS_AMQP_URL"),
+                webhook: match (var("EVENTS_WEBHOOK_URL"), var("EVENTS_WEBHOOK_SECRET")) {
+                    (Some(url), Some(secret)) => Some((url, secret)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(
+                            "EVENTS_WEBHOOK_URL and EVENTS_WEBHOOK_SECRET go together".into()
+                        )
+                    }
+                },
             },
             session_cache,
             database_url,
@@ -260,7 +309,18 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         catalog,
         settings: Arc::new(settings),
     };
-    recover_orders(&shop).await?;
+    // The orders of checked-out carts are written by the relay, from the outbox: at least
+    // once per cart, retried until the order book takes them (a crash between a checkout
+    // and its order is completed by the next start's relay).
+    if shop.settings.events.relay {
+        let hook_shop = shop.clone();
+        Relay::new(&shop.carts)
+            .on_checkout(move |order: Order| {
+                let shop = hook_shop.clone();
+                async move { save_order(&shop, &order).await }
+            })
+            .spawn();
+    }
 
     let cache = shop
         .settings
@@ -281,14 +341,9 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
         AuthManager::new(inner, backend.clone(), AUTH_DATA_KEY)
     });
 
-    let hook_shop = shop.clone();
     let attempts = shop.settings.discount_attempts;
     let cart_routes = CartRouter::new()
         .discount_attempts(attempts, attempts.saturating_mul(10))
-        .on_checkout(move |order: Order| {
-            let shop = hook_shop.clone();
-            async move { save_order(&shop, &order).await }
-        })
         .template(|details: &CartDetails| {
             CartPage {
                 badge: details.badge(),
@@ -536,40 +591,9 @@ pub async fn save_order(shop: &Shop, order: &Order) -> Result<(), BoxError> {
     .await
 }
 
-/// Writes the order rows of checked-out carts that have none: a process killed between a
-/// checkout's commit and its order rows leaves such a cart, and the next start completes it
-/// from the cart's own lines and figures.
-pub async fn recover_orders(shop: &Shop) -> Result<usize, BoxError> {
-    let ids = shop
-        .db
-        .ids(
-            "SELECT c.id FROM cart_carts c WHERE c.checked_out = TRUE \
-             AND NOT EXISTS (SELECT 1 FROM shop_orders o WHERE o.cart_id = c.id)",
-        )
-        .await?;
-    for id in &ids {
-        let Some(id) = axum_cart::CartId::new(*id) else {
-            continue;
-        };
-        let cart = shop.carts.cart(id);
-        let (lines, totals, user) = (
-            cart.lines().await?,
-            cart.totals().await?,
-            cart.user_id().await?,
-        );
-        record_order(shop, id, &lines, &totals, user.as_deref()).await?;
-    }
-    if !ids.is_empty() {
-        tracing::warn!(
-            count = ids.len(),
-            "recorded orders of carts checked out before a crash"
-        );
-    }
-    Ok(ids.len())
-}
-
 /// Writes the lines first and the order row last: the order row is the mark that the
-/// order is complete, so a crash in between is completed by [`recover_orders`].
+/// order is complete, so a crash in between is completed when the relay runs the hook again
+/// (every row is written once: a duplicate is skipped).
 async fn record_order(
     shop: &Shop,
     cart_id: axum_cart::CartId,
@@ -743,15 +767,9 @@ async fn docs(badge: CartBadge, auth: AuthSession) -> Response {
 async fn checkout(State(shop): State<Shop>, auth: AuthSession, mut cart: Cart) -> Response {
     let user = user_of(&auth);
     let result = async {
+        // The order book gets the order from the relay (the outbox's `checked_out` event):
+        // a failing order book never fails the checkout.
         let order = cart.checkout().await?;
-        if order.placed_now {
-            save_order(&shop, &order)
-                .await
-                .map_err(|e| CartError::Plugin {
-                    plugin: "order book",
-                    source: e,
-                })?;
-        }
         // The session keeps naming the order: a repeated checkout (a double submit, a
         // reload) shows this confirmation again, and the next add starts a fresh cart.
         Ok::<_, CartError>(order)

@@ -86,6 +86,11 @@ async fn budgets(name: &str, database_url: String) {
         max_quantity: 999,
         quantity_rules: true,
         discount_attempts: 10,
+        // No relay: its rounds would count as the requests' queries.
+        events: shop::EventSettings {
+            relay: false,
+            ..shop::EventSettings::default()
+        },
         seed_per_kind: 100,
     };
     let (app, _) = app(settings).await.unwrap();
@@ -115,7 +120,10 @@ async fn budgets(name: &str, database_url: String) {
 
     let (status, _, n) = request(&app, "POST", "/cart/add/book/2", &cookie).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(n <= 2, "{name}: add took {n} statements");
+    // The upsert (MySQL: and the read of the quantity it wrote), then the outbox's event:
+    // the read of the cart's user and version, and the insert.
+    let budget = if name == "mysql" { 4 } else { 3 };
+    assert!(n <= budget, "{name}: add took {n} statements");
     println!("{name}: add = {n} statement(s)");
 
     let (_, _, n) = request(&app, "GET", "/", &cookie).await;

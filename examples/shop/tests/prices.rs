@@ -94,6 +94,7 @@ fn settings(db: &std::path::Path) -> Settings {
         max_quantity: 999,
         quantity_rules: true,
         discount_attempts: 10,
+        events: shop::EventSettings::default(),
         seed_per_kind: 10,
     }
 }
@@ -208,11 +209,19 @@ async fn an_admin_price_change_shows_on_the_cart_and_checkout_charges_it() {
             && page.contains("went up from 9.00 to 10.00 since you added it."),
         "{page}"
     );
-    let ids = shop
-        .db
-        .ids("SELECT cart_id FROM shop_order_lines WHERE unit_price_cents = 1000")
-        .await
-        .unwrap();
+    // The relay writes the order from the outbox, a moment later.
+    let mut ids = Vec::new();
+    for _ in 0..1500 {
+        ids = shop
+            .db
+            .ids("SELECT cart_id FROM shop_order_lines WHERE unit_price_cents = 1000")
+            .await
+            .unwrap();
+        if !ids.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(ids.len(), 1, "the order line has the new price");
 }
 

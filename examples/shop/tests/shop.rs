@@ -99,6 +99,7 @@ fn settings(db: &std::path::Path) -> Settings {
         max_quantity: 999,
         quantity_rules: true,
         discount_attempts: 10,
+        events: shop::EventSettings::default(),
         seed_per_kind: 100,
     }
 }
@@ -663,6 +664,7 @@ async fn discount_attempts_follow_the_setting() {
     let db = temp_db("attempts");
     let (router, _shop) = app(Settings {
         discount_attempts: 2,
+        events: shop::EventSettings::default(),
         ..settings(&db)
     })
     .await
@@ -688,6 +690,7 @@ async fn discount_attempts_follow_the_setting() {
     let db = temp_db("attempts-off");
     let (router, _shop) = app(Settings {
         discount_attempts: 0,
+        events: shop::EventSettings::default(),
         ..settings(&db)
     })
     .await

@@ -176,7 +176,9 @@ impl Cart {
                 outcome = Some(decision.outcome);
                 let mut writes = decision.writes;
                 if !writes.is_empty() {
-                    writes.extend(outbox_writes(&locked.target, &writes, &decision.events));
+                    let events = &decision.events;
+                    let changes = &decision.price_changes;
+                    writes.extend(outbox_writes(&locked.target, &writes, events, changes));
                 }
                 events = decision.events;
                 Ok(writes)
@@ -273,6 +275,8 @@ pub(super) struct Decision<T> {
     /// What the change did, as events: written into the outbox in its transaction and sent
     /// to the subscribers once it committed.
     pub events: Vec<CartEvent>,
+    /// A checkout's price changes, for its `checked_out` event.
+    pub price_changes: Vec<crate::prices::LinePriceChange>,
 }
 
 impl<T> Decision<T> {
@@ -281,6 +285,7 @@ impl<T> Decision<T> {
             writes,
             outcome,
             events: Vec::new(),
+            price_changes: Vec::new(),
         }
     }
 
@@ -322,7 +327,12 @@ impl<T> Done<T> {
 
 /// The outbox rows of a change's `events`, with what they need of the cart after `writes`:
 /// its user, its version (the change steps it once), its lines and its discount.
-fn outbox_writes(target: &Snapshot, writes: &[Write], events: &[CartEvent]) -> Vec<Write> {
+fn outbox_writes(
+    target: &Snapshot,
+    writes: &[Write],
+    events: &[CartEvent],
+    price_changes: &[crate::prices::LinePriceChange],
+) -> Vec<Write> {
     if events.is_empty() {
         return Vec::new();
     }
@@ -347,6 +357,7 @@ fn outbox_writes(target: &Snapshot, writes: &[Write], events: &[CartEvent]) -> V
         version,
         lines: Some(&lines),
         discount,
+        price_changes,
     };
     events
         .iter()

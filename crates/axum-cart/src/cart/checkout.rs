@@ -87,8 +87,10 @@ impl Cart {
                     writes.extend(checkout_rules(&snap, min, OffsetDateTime::now_utc())?);
                     writes.push(Write::CheckOut { cart: t.id });
                     let out = CartEvent::CheckedOut { cart_id: t.id };
-                    Ok(Decision::new(writes, Planned::Out(Box::new(snap), changes))
-                        .with_events(vec![out]))
+                    let planned = Planned::Out(Box::new(snap), changes.clone());
+                    let mut decision = Decision::new(writes, planned).with_events(vec![out]);
+                    decision.price_changes = changes;
+                    Ok(decision)
                 })
                 .await;
             match done {

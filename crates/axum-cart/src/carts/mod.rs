@@ -204,8 +204,10 @@ impl Carts {
         }
     }
 
-    /// The outbox's events (the sinks' ones), newest first: those in `state` (all with
-    /// `None`), at most `limit` (1 to 1000). What the admin pages and `cart events` list.
+    /// The outbox's events, newest first: those in `state` (all with `None`), at most
+    /// `limit` (1 to 1000). A `checked_out` event is listed once per
+    /// [`Consumer`](crate::Consumer) (the sinks, the checkout hook), each with its own
+    /// delivery state. What the admin pages and `cart events` list.
     pub async fn events(
         &self,
         state: Option<DeliveryState>,
@@ -229,7 +231,8 @@ impl Carts {
         self.inner.store.backend.list_events(&query).await
     }
 
-    /// How many events are pending, delivered and parked.
+    /// How many events are pending, delivered and parked (per consumer, as
+    /// [`events`](Self::events) lists them).
     pub async fn event_counts(&self) -> Result<EventCounts, CartError> {
         let [pending, delivered, parked] = self.inner.store.backend.event_counts().await?;
         Ok(EventCounts {

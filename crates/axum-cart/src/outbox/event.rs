@@ -8,6 +8,8 @@ use time::OffsetDateTime;
 
 use crate::events::CartEvent;
 use crate::options::LineOptions;
+use crate::prices::{LinePriceChange, PriceChange};
+use crate::product::ProductRef;
 use crate::types::{CartId, Line};
 
 /// One event of the outbox: what happened to a cart, with the JSON document the sinks send.
@@ -36,6 +38,29 @@ pub struct OutboxEvent {
     pub state: DeliveryState,
     /// The last failure, if any.
     pub last_error: Option<String>,
+    /// Who this row of the outbox is for: the sinks, or the checkout hook (a `checked_out`
+    /// event has a row for each, delivered and retried on its own).
+    pub consumer: Consumer,
+}
+
+/// Who a row of the outbox is delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Consumer {
+    /// The relay's [`EventSink`](crate::EventSink)s.
+    Sinks,
+    /// The relay's [`on_checkout`](crate::Relay::on_checkout) hook.
+    CheckoutHook,
+}
+
+impl Consumer {
+    /// `sinks` or `checkout_hook`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consumer::Sinks => "sinks",
+            Consumer::CheckoutHook => "checkout_hook",
+        }
+    }
 }
 
 /// Where an event's delivery stands.
@@ -95,6 +120,13 @@ impl Lane {
             Lane::Orders => "orders",
         }
     }
+
+    pub(crate) fn consumer(lane: &str) -> Consumer {
+        match lane {
+            "orders" => Consumer::CheckoutHook,
+            _ => Consumer::Sinks,
+        }
+    }
 }
 
 /// An event to write into the outbox in the transaction of its change.
@@ -118,6 +150,8 @@ pub(crate) struct Context<'a> {
     pub version: Option<i64>,
     pub lines: Option<&'a [Line]>,
     pub discount: Option<(&'a str, Decimal)>,
+    /// A checkout's price changes.
+    pub price_changes: &'a [LinePriceChange],
 }
 
 /// The outbox rows of `event`.
@@ -237,10 +271,31 @@ fn data(event: &CartEvent, cx: Context<'_>) -> (&'static str, CartId, Value) {
                     "discount_code": code,
                     "discount": money(discount),
                     "total_before_tax": money(subtotal.saturating_sub(discount).max(Decimal::ZERO)),
+                    "price_changes": serde_json::to_value(cx.price_changes).unwrap_or_default(),
                 }),
             )
         }
     }
+}
+
+/// The price changes a `checked_out` event's body records (empty for any other body).
+pub(crate) fn price_changes(body: &str) -> Vec<LinePriceChange> {
+    let Ok(doc) = serde_json::from_str::<Value>(body) else {
+        return Vec::new();
+    };
+    let Some(changes) = doc["data"]["price_changes"].as_array() else {
+        return Vec::new();
+    };
+    changes
+        .iter()
+        .filter_map(|c| {
+            let product = ProductRef::new(c["kind"].as_str()?, c["id"].as_i64()?).ok()?;
+            let from = c["from"].as_str()?.parse().ok()?;
+            let to = c["to"].as_str()?.parse().ok()?;
+            let name = c["name"].as_str().unwrap_or_default();
+            Some(LinePriceChange::new(product, name, PriceChange::new(from, to)))
+        })
+        .collect()
 }
 
 fn lines_json(lines: &[Line]) -> Vec<Value> {

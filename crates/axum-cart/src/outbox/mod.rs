@@ -7,7 +7,7 @@ mod event;
 mod relay;
 mod sink;
 
-pub(crate) use event::{abandoned, record, Context, Lane, NewEvent};
-pub use event::{DeliveryState, OutboxEvent};
+pub(crate) use event::{abandoned, price_changes, record, Context, Lane, NewEvent};
+pub use event::{Consumer, DeliveryState, OutboxEvent};
 pub use relay::{Relay, RelayReport};
 pub use sink::EventSink;

@@ -361,7 +361,10 @@ impl Work {
             return Err((Vec::new(), "no checkout hook".into(), false));
         };
         let order = match crate::cart::placed(&self.carts, c.event.cart_id).await {
-            Ok(Some(order)) => order,
+            Ok(Some(order)) => Order {
+                price_changes: super::price_changes(&c.event.body),
+                ..order
+            },
             Ok(None) => {
                 let gone = "the checked-out cart is gone (deleted), so it has no order";
                 return Err((Vec::new(), gone.into(), true));

@@ -12,7 +12,7 @@ use crate::{CartError, CartId};
 
 /// The columns of an event as [`decode_event`] reads them.
 const EVENT_COLUMNS: &str = "o.id, o.event_id, o.event_type, o.cart_id, o.created_at, o.body, \
-                             o.attempts, o.state, o.last_error, o.done_sinks";
+                             o.attempts, o.state, o.last_error, o.done_sinks, o.lane";
 
 /// An event a relay took, with what the outbox knows of its delivery.
 #[derive(Debug, Clone)]
@@ -170,12 +170,12 @@ pub(crate) async fn finish<D: Dialect>(
     Ok(())
 }
 
-/// The events of the sinks' lane, newest first.
+/// The outbox's rows (both lanes), newest first.
 pub(crate) async fn list<D: Dialect>(
     store: &SqlBackend<D>,
     query: &EventQuery,
 ) -> Result<Vec<OutboxEvent>, CartError> {
-    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM cart_outbox o WHERE o.lane = ?");
+    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM cart_outbox o WHERE 1 = 1");
     if query.state.is_some() {
         sql.push_str(" AND o.state = ?");
     }
@@ -183,7 +183,7 @@ pub(crate) async fn list<D: Dialect>(
         sql.push_str(" AND o.cart_id = ?");
     }
     sql.push_str(" ORDER BY o.id DESC LIMIT ?");
-    let mut stmt = Stmt::<D>::new(sql).bind(Lane::Events.as_str());
+    let mut stmt = Stmt::<D>::new(sql);
     if let Some(state) = query.state {
         stmt = stmt.bind(state.to_db());
     }
@@ -199,12 +199,9 @@ pub(crate) async fn list<D: Dialect>(
         .collect()
 }
 
-/// How many events of each state the sinks' lane holds: pending, delivered, parked.
+/// How many rows of each state the outbox holds: pending, delivered, parked.
 pub(crate) async fn counts<D: Dialect>(store: &SqlBackend<D>) -> Result<[u64; 3], CartError> {
-    let rows = Stmt::<D>::new(
-        "SELECT state, COUNT(*) FROM cart_outbox WHERE lane = ? GROUP BY state ORDER BY state",
-    )
-    .bind(Lane::Events.as_str())
+    let rows = Stmt::<D>::new("SELECT state, COUNT(*) FROM cart_outbox GROUP BY state ORDER BY state")
     .all(&mut *store.pool.acquire().await?)
     .await?;
     let mut counts = [0u64; 3];
@@ -330,6 +327,7 @@ fn decode_claimed<R: RowExt>(r: &R) -> Result<Claimed, CartError> {
             attempts: u32::try_from(r.int(6)?).unwrap_or(u32::MAX),
             state: DeliveryState::from_db(r.int(7)?),
             last_error: r.text_opt(8)?,
+            consumer: Lane::consumer(&r.text(10)?),
         },
         done_sinks: r
             .text_opt(9)?

@@ -740,3 +740,20 @@ pub async fn redis_exists(url: &str, key: &str) -> std::io::Result<bool> {
     let reply = redis_commands(url, &[vec!["EXISTS", key]]).await?;
     Ok(reply.lines().any(|l| l == ":1"))
 }
+
+/// Polls `check` every 20 ms until it gives `Some`, for at most 30 s: what the shop's relay
+/// does a moment after a request (an order written from the outbox). `None` after 30 s.
+pub async fn eventually<T, F, Fut>(mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
+}

@@ -8,7 +8,6 @@ use super::openapi::{DiscountBody, TooManyRequests, Unprocessable};
 use super::{conditional, Answer, CartDetails, CartRequest, Settings};
 use crate::http::body::Fields;
 use crate::http::respond::{json_response, see_other, Format, Problem};
-use crate::CartError;
 use axum::response::IntoResponse;
 
 /// `POST /cart/clear`: removes every line.
@@ -122,8 +121,9 @@ pub(super) async fn remove_discount(req: CartRequest, _: Fields) -> Answer {
         .await
 }
 
-/// `POST /cart/checkout`: checks out, then runs the app's hook once per placed order. The
-/// JSON answer is the checked-out cart with the price changes the checkout made.
+/// `POST /cart/checkout`: checks out; the app's order hook runs from the outbox
+/// ([`Relay::on_checkout`](crate::Relay::on_checkout)). The JSON answer is the checked-out
+/// cart with the price changes the checkout made.
 #[utoipa::path(
     post,
     path = "/cart/checkout",
@@ -135,21 +135,10 @@ pub(super) async fn remove_discount(req: CartRequest, _: Fields) -> Answer {
         (status = 422, response = Unprocessable)
     )
 )]
-pub(super) async fn checkout(
-    State(settings): State<Settings>,
-    req: CartRequest,
-    _: Fields,
-) -> Answer {
+pub(super) async fn checkout(req: CartRequest, _: Fields) -> Answer {
     req.answer(async {
         let mut cart = req.open().await?;
         let order = cart.checkout().await?;
-        if order.placed_now {
-            if let Some(hook) = &settings.hook {
-                hook(order.clone())
-                    .await
-                    .map_err(|e| CartError::plugin("checkout hook", e))?;
-            }
-        }
         // The session keeps naming the placed order: its next change starts a fresh cart,
         // and a repeated checkout (a double submit, a retry after a lost response) gets
         // this order.

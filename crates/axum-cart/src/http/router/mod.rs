@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
@@ -16,7 +15,7 @@ use utoipa_axum::routes;
 use crate::http::extract::context;
 use crate::http::layer::CartContext;
 use crate::http::respond::{json_response, see_other, ErrorResponse, Format, Problem, Reply};
-use crate::{BoxError, Cart, Order};
+use crate::{BoxError, Cart};
 
 mod actions;
 mod conditional;
@@ -28,8 +27,6 @@ mod page;
 
 pub use details::{CartDetails, CartItem, CartWarning};
 
-type CheckoutHook =
-    Arc<dyn Fn(Order) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync>;
 type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + Sync>;
 
 /// The cart routes with their default settings: `Router::new().merge(cart_router())`.
@@ -47,7 +44,7 @@ type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + 
 /// | `POST /cart/unfreeze` | ends the freeze |
 /// | `POST /cart/discount` | applies the discount `code` |
 /// | `POST /cart/discount/remove` | removes the discount |
-/// | `POST /cart/checkout` | checks out and calls the app's checkout hook |
+/// | `POST /cart/checkout` | checks out (the app's order hook runs from the outbox: [`Relay::on_checkout`](crate::Relay::on_checkout)) |
 /// | `GET /cart/shipping-options` | the shipping choices |
 /// | `GET /cart/openapi.json` | the OpenAPI 3.1 document of these routes ([`CartRouter::openapi`]) |
 ///
@@ -62,7 +59,7 @@ type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + 
 /// ([`CartsBuilder::catalog`](crate::CartsBuilder::catalog)): prices always come from the
 /// catalogue, never from the client.
 ///
-/// See [`CartRouter`] to add a checkout hook or replace the page template.
+/// See [`CartRouter`] to replace the page template or set the limits.
 pub fn cart_router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -74,22 +71,19 @@ where
 ///
 /// ```
 /// use axum::Router;
-/// use axum_cart::{CartDetails, CartRouter, Order};
+/// use axum_cart::{CartDetails, CartRouter};
 ///
 /// let cart_routes: Router = CartRouter::new()
-///     .on_checkout(|order: Order| async move {
-///         // Create the app's order from `order.lines` and `order.totals`, keyed on
-///         // `order.cart_id` so it is created once.
-///         println!("order of {} items", order.totals.count);
-///         Ok(())
-///     })
 ///     .template(|cart: &CartDetails| Ok(format!("<p>{} items</p>", cart.count)))
 ///     .build();
 /// ```
+///
+/// What happens after a checkout (the app's order) is the [`Relay`](crate::Relay)'s
+/// [`on_checkout`](crate::Relay::on_checkout) hook: it runs from the outbox, retried until it
+/// succeeds, and never fails the checkout.
 #[derive(Clone)]
 #[must_use]
 pub struct CartRouter {
-    hook: Option<CheckoutHook>,
     template: Option<TemplateFn>,
     body_limit: usize,
     same_site: crate::SameSiteLayer,
@@ -106,7 +100,6 @@ impl Default for CartRouter {
 impl fmt::Debug for CartRouter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CartRouter")
-            .field("checkout_hook", &self.hook.is_some())
             .field("custom_template", &self.template.is_some())
             .field("body_limit", &self.body_limit)
             .field("same_site", &self.same_site)
@@ -119,10 +112,9 @@ impl CartRouter {
     /// The default largest request body the cart routes read: 16 KiB.
     pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 
-    /// The default routes: no checkout hook, the bundled template, 16 KiB bodies.
+    /// The default routes: the bundled template, 16 KiB bodies.
     pub fn new() -> Self {
         CartRouter {
-            hook: None,
             template: None,
             body_limit: Self::DEFAULT_BODY_LIMIT,
             same_site: crate::SameSiteLayer::new(),
@@ -193,21 +185,6 @@ impl CartRouter {
     /// ```
     pub fn same_site(mut self, policy: crate::SameSiteLayer) -> Self {
         self.same_site = policy;
-        self
-    }
-
-    /// Runs `hook` after a checkout went through, with the [`Order`] returned by
-    /// [`Cart::checkout`] (lines and figures as checked out). It runs once per cart: a
-    /// repeated checkout of the same cart (`placed_now == false`) does not call it.
-    ///
-    /// The cart is already checked out when the hook runs; if the hook fails, the client
-    /// gets a 500 and the failure is logged, so make the hook reliable (or queue the work).
-    pub fn on_checkout<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(Order) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        self.hook = Some(Arc::new(move |order| Box::pin(hook(order))));
         self
     }
 
