@@ -224,9 +224,9 @@ pub(crate) async fn read_locked<D: Dialect>(
         };
     }
     let lines = format!(
-        "SELECT product_kind, product_id, quantity, {}, options FROM cart_items \
+        "SELECT product_kind, product_id, quantity, {}, options FROM cart_items{} \
          WHERE cart_id = ? ORDER BY id{}",
-        s.price, s.share_lock
+        s.price, s.lines_index, s.share_lock
     );
     for r in &Stmt::<D>::new(lines).bind(id.get()).all(conn).await? {
         if let Some(line) = decode_line(r, 0)? {

@@ -13,7 +13,7 @@ use super::driver::{
     is_check_error, is_checked_out_error, is_fk_error, is_frozen_error, is_full_error, Dialect,
     Stmt,
 };
-use super::locked::{begin, line_stmt, record_add, Stored};
+use super::locked::{line_stmt, record_add, Stored};
 use super::sql::{Spelling, Upsert};
 use super::{migrator, AddLimits, AddOutcome};
 use crate::{CartError, CartId, Line};
@@ -51,6 +51,7 @@ impl Dialect for MySql {
         // at the transaction's first plain read, which can predate a change committed while
         // this transaction waited for a later cart's lock (a merge would then miss a unit).
         share_lock: " LOCK IN SHARE MODE",
+        lines_index: " FORCE INDEX (cart_items_line_options)",
         begin: None,
         upsert: Upsert::OnDuplicateKey,
         returning: false,
@@ -94,7 +95,14 @@ impl Dialect for MySql {
         max: AddLimits,
     ) -> Result<AddOutcome, CartError> {
         let stored = Stored::of(line);
-        let mut tx = begin::<MySql>(store).await?;
+        // The add and its event in one transaction, at READ COMMITTED: the upsert and the
+        // guard's reads then take no gap locks, which under REPEATABLE READ reach into the
+        // neighbouring carts' lines and deadlock concurrent adds held open for the event.
+        let mut conn = store.writer()?.acquire().await?;
+        Stmt::<MySql>::new("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .run(&mut conn)
+            .await?;
+        let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
         let result = line_stmt::<MySql>(ADD, cart, line, &stored)
             .bind(max.lines_bound())
             .bind(max.quantity)

@@ -27,6 +27,7 @@ impl Dialect for Postgres {
         lock: " FOR UPDATE",
         skip_locked: " FOR UPDATE OF o SKIP LOCKED",
         share_lock: "",
+        lines_index: "",
         begin: None,
         upsert: Upsert::OnConflict,
         returning: true,

@@ -32,6 +32,9 @@ pub(crate) struct Spelling {
     pub skip_locked: &'static str,
     /// The lock clause of the locked write's read of the lines.
     pub share_lock: &'static str,
+    /// The index hint of that read (MySQL: the line key, which starts with the cart id, so
+    /// a small table is not scanned, and locked, whole in id order).
+    pub lines_index: &'static str,
     /// How the locked write begins its transaction, if not with a plain `BEGIN`.
     pub begin: Option<&'static str>,
     /// How an insert-or-update is spelled.
@@ -299,6 +302,7 @@ mod tests {
         lock: "",
         skip_locked: "",
         share_lock: "",
+        lines_index: "",
         begin: None,
         upsert: Upsert::OnDuplicateKey,
         returning: false,

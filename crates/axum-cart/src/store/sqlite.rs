@@ -75,6 +75,7 @@ impl Dialect for Sqlite {
         lock: "",
         skip_locked: "",
         share_lock: "",
+        lines_index: "",
         begin: Some("BEGIN IMMEDIATE"),
         upsert: Upsert::OnConflict,
         returning: true,
