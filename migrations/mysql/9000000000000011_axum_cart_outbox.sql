@@ -14,7 +14,7 @@ CREATE TABLE cart_outbox (
     cart_id         BIGINT       NOT NULL,
     event_type      VARCHAR(32)  NOT NULL,
     created_at      BIGINT       NOT NULL,
-    body            TEXT         NOT NULL,
+    body            MEDIUMTEXT   NOT NULL,
     state           BIGINT       NOT NULL DEFAULT 0,
     attempts        BIGINT       NOT NULL DEFAULT 0,
     next_attempt_at BIGINT       NOT NULL DEFAULT 0,

@@ -72,6 +72,11 @@ pub struct ConfigurationDoctests;
 #[doc = include_str!("../docs/AGENTS.md")]
 pub struct AgentsDoctests;
 
+/// The code blocks of `docs/EVENTS.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/EVENTS.md")]
+pub struct EventsDoctests;
+
 /// The code blocks of `docs/HTTP.md`, compiled as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/HTTP.md")]

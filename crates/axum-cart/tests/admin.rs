@@ -34,7 +34,91 @@ backend_tests!(
     admin_edits_and_removes_cart_lines,
     admin_edits_and_deletes_discounts,
     admin_addresses_codes_that_need_encoding,
+    admin_lists_events_and_retries_parked_ones,
 );
+
+/// A sink that is down.
+struct Down;
+
+#[axum_cart::async_trait]
+impl axum_cart::EventSink for Down {
+    fn name(&self) -> &str {
+        "broker"
+    }
+
+    async fn deliver(&self, _: &axum_cart::OutboxEvent) -> Result<(), axum_cart::BoxError> {
+        Err("connection refused".into())
+    }
+}
+
+async fn admin_lists_events_and_retries_parked_ones(h: Harness) {
+    let carts = h.carts();
+    let app = Router::new().nest("/admin", admin_router(carts.clone()));
+    let mut cart = carts.new_cart();
+    cart.add(&p("book", 1), d("2.00"), 1).await.unwrap();
+    cart.add(&p("book", 2), d("3.00"), 1).await.unwrap();
+    let id = cart.id().await.unwrap().unwrap();
+
+    let (status, html) = call(&app, get("/admin/events")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("2 pending, 0 delivered, 0 parked"), "{html}");
+    assert!(html.contains("item_added") && html.contains(&format!("href=\"/admin/carts/{id}\"")));
+    assert!(!html.contains("Retry"), "nothing parked: {html}");
+
+    let relay = axum_cart::Relay::new(&carts)
+        .sink(Down)
+        .max_attempts(1)
+        .abandoned_after(None);
+    relay.run_once().await.unwrap();
+    let (_, html) = call(&app, get("/admin/events?state=parked")).await;
+    assert!(
+        html.contains("1 parked") && html.contains("broker: connection refused"),
+        "{html}"
+    );
+    let parked = carts
+        .events(Some(axum_cart::DeliveryState::Parked), 10)
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    let retry = format!("/admin/events/{}/retry", parked[0].id);
+    assert!(html.contains(&format!("action=\"{retry}\"")), "{html}");
+
+    let (status, _) = call(&app, post_form(&retry, "")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, html) = call(&app, get("/admin/events?state=parked")).await;
+    assert!(html.contains("No events."), "retried: {html}");
+    assert_eq!(
+        call(&app, post_form(&retry, "")).await.0,
+        StatusCode::NOT_FOUND,
+        "no longer parked"
+    );
+    relay.run_once().await.unwrap();
+    relay.run_once().await.unwrap();
+    assert_eq!(carts.event_counts().await.unwrap().parked, 2);
+    let (status, _) = call(&app, post_form("/admin/events/retry", "")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(carts.event_counts().await.unwrap().pending, 2);
+    assert_eq!(
+        call(&app, get("/admin/events?state=lost")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    // A form post from another site changes nothing. (One cart's events go out one per
+    // round, in order.)
+    relay.run_once().await.unwrap();
+    relay.run_once().await.unwrap();
+    let forged = Request::post("/admin/events/retry")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, forged).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        carts.event_counts().await.unwrap().parked,
+        2,
+        "{}",
+        h.backend
+    );
+}
 
 async fn admin_pages_list_show_and_manage(h: Harness) {
     let carts = h.builder().catalog(TestCatalog::default()).build();

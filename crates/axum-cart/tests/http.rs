@@ -21,9 +21,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use axum_cart::{
     async_trait, filters, BoxError, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter,
-    CartView, Carts, CartsBuilder, Catalog, InventoryChecker, MemorySession, NewDiscount, Order,
-    Product, ProductRef, SameSiteLayer, SessionAdapter, ShippingCalculator, ShippingOption,
-    SignedCookieConfig, Store, Relay, DeliveryState, Consumer,
+    CartView, Carts, CartsBuilder, Catalog, Consumer, DeliveryState, InventoryChecker,
+    MemorySession, NewDiscount, Order, Product, ProductRef, Relay, SameSiteLayer, SessionAdapter,
+    ShippingCalculator, ShippingOption, SignedCookieConfig, Store,
 };
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -821,13 +821,20 @@ async fn checkout_refusals_are_422_and_a_failing_hook_never_fails_the_checkout()
     for failure in 1..=3 {
         let round = relay.run_once().await.unwrap();
         assert_eq!((round.orders, round.retrying), (0, 1), "failure {failure}");
-        let pending = carts.events(Some(DeliveryState::Pending), 10).await.unwrap();
+        let pending = carts
+            .events(Some(DeliveryState::Pending), 10)
+            .await
+            .unwrap();
         let hook = pending
             .iter()
             .find(|e| e.consumer == Consumer::CheckoutHook)
             .expect("the order waits in the outbox");
         assert_eq!(hook.attempts, failure);
-        assert!(hook.last_error.as_deref().unwrap_or("").contains("orders table is down"));
+        assert!(hook
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("orders table is down"));
     }
     // A retry of the checkout meanwhile gets the checked-out cart, not 422.
     let again = client.post_json("/cart/checkout", json!({})).await;

@@ -157,15 +157,26 @@ async fn every_change_writes_its_events_with_the_cart_as_it_left_it(h: Harness) 
     );
     // Each change's events carry the version it committed: one step per change (the
     // merge's two events are one change; binding to a user has no event).
-    let versions: Vec<i64> = mine.iter().map(|b| b["version"].as_i64().unwrap()).collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 10, 10, 11], "{}", h.backend);
+    let versions: Vec<i64> = mine
+        .iter()
+        .map(|b| b["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        [1, 2, 3, 4, 5, 6, 7, 8, 10, 10, 11],
+        "{}",
+        h.backend
+    );
     // Money as decimal strings, quantities as integers, the line as it is now.
     assert_eq!(mine[1]["data"]["line"]["quantity"], 3);
     assert_eq!(mine[1]["data"]["line"]["unit_price"], "12.50");
     assert_eq!(mine[1]["data"]["line"]["total"], "37.50");
     assert_eq!(mine[3]["data"]["line"]["quantity"], 4);
     assert_eq!(mine[4]["data"]["code"], "TEN");
-    assert_eq!(mine[6]["data"]["product"], serde_json::json!({"kind": "pen", "id": 2}));
+    assert_eq!(
+        mine[6]["data"]["product"],
+        serde_json::json!({"kind": "pen", "id": 2})
+    );
     assert_eq!(mine[9]["data"]["from"], serde_json::json!([guest_id.get()]));
     // The checkout: its lines, figures and user.
     let out = &mine[10];
@@ -180,7 +191,11 @@ async fn every_change_writes_its_events_with_the_cart_as_it_left_it(h: Harness) 
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), mine.len());
-    assert!(out["time"].as_str().unwrap().ends_with('Z'), "{}", out["time"]);
+    assert!(
+        out["time"].as_str().unwrap().ends_with('Z'),
+        "{}",
+        out["time"]
+    );
     // The guest cart's own event of the merge.
     assert!(sink
         .bodies()
@@ -213,7 +228,10 @@ async fn a_refused_change_writes_no_event(h: Harness) {
     let after_checkout = carts.events(None, 1000).await.unwrap().len();
     let mut out = carts.cart(cart.id().await.unwrap().unwrap());
     assert!(out.add(&p("book", 2), d("1.00"), 1).await.is_err());
-    assert_eq!(carts.events(None, 1000).await.unwrap().len(), after_checkout);
+    assert_eq!(
+        carts.events(None, 1000).await.unwrap().len(),
+        after_checkout
+    );
 }
 
 async fn the_relay_delivers_every_event_once_in_order_per_cart(h: Harness) {
@@ -250,10 +268,17 @@ async fn the_relay_delivers_every_event_once_in_order_per_cart(h: Harness) {
             .push(body(e)["version"].as_i64().unwrap());
     }
     for (cart, versions) in &per_cart {
-        assert_eq!(versions, &(1..=10).collect::<Vec<_>>(), "cart {cart}: in order");
+        assert_eq!(
+            versions,
+            &(1..=10).collect::<Vec<_>>(),
+            "cart {cart}: in order"
+        );
     }
     let counts = carts.event_counts().await.unwrap();
-    assert_eq!((counts.pending, counts.delivered, counts.parked), (0, 80, 0));
+    assert_eq!(
+        (counts.pending, counts.delivered, counts.parked),
+        (0, 80, 0)
+    );
     assert!(relay.run_once().await.unwrap().is_idle(), "nothing twice");
 }
 
@@ -267,7 +292,10 @@ async fn a_failing_sink_is_retried_and_only_it_gets_the_event_again(h: Harness) 
     let relay = relay(&carts).sink(good.clone()).sink(flaky.clone());
     let first = relay.run_once().await.unwrap();
     assert_eq!((first.delivered, first.retrying), (0, 1), "{}", h.backend);
-    let pending = carts.events(Some(DeliveryState::Pending), 10).await.unwrap();
+    let pending = carts
+        .events(Some(DeliveryState::Pending), 10)
+        .await
+        .unwrap();
     let oldest = pending.last().unwrap();
     assert_eq!(oldest.attempts, 1);
     assert!(oldest
@@ -278,7 +306,11 @@ async fn a_failing_sink_is_retried_and_only_it_gets_the_event_again(h: Harness) 
     // The good sink got each event once (the retry went only to the flaky one), the flaky
     // one got them too, in order.
     assert_eq!(good.events().len(), 2);
-    let versions: Vec<Value> = flaky.bodies().iter().map(|b| b["version"].clone()).collect();
+    let versions: Vec<Value> = flaky
+        .bodies()
+        .iter()
+        .map(|b| b["version"].clone())
+        .collect();
     assert_eq!(versions, [Value::from(1), Value::from(2)]);
     assert_eq!(carts.event_counts().await.unwrap().delivered, 2);
 }
@@ -389,7 +421,12 @@ async fn a_dead_relays_events_are_taken_over_after_its_lease(h: Harness) {
     let alive = relay(&carts).sink(sink.clone());
     assert!(alive.run_once().await.unwrap().is_idle(), "leased: not yet");
     tokio::time::sleep(Duration::from_millis(3200).saturating_sub(claimed.elapsed())).await;
-    assert_eq!(alive.run_once().await.unwrap().delivered, 1, "{}", h.backend);
+    assert_eq!(
+        alive.run_once().await.unwrap().delivered,
+        1,
+        "{}",
+        h.backend
+    );
     assert_eq!(sink.events().len(), 1);
 }
 
@@ -419,7 +456,12 @@ async fn an_idle_cart_gets_one_abandoned_event(h: Harness) {
         .filter(|b| b["type"] == "abandoned")
         .collect();
     let idle_id = idle.id().await.unwrap().unwrap();
-    assert_eq!(abandoned.len(), 1, "{}: only the idle cart with lines", h.backend);
+    assert_eq!(
+        abandoned.len(),
+        1,
+        "{}: only the idle cart with lines",
+        h.backend
+    );
     assert_eq!(abandoned[0]["cart_id"], idle_id.get());
     assert_eq!(abandoned[0]["data"]["subtotal"], "6.00");
     assert_eq!(abandoned[0]["data"]["lines"][0]["quantity"], 2);
@@ -469,7 +511,10 @@ async fn the_checkout_hook_runs_until_it_succeeds_once_per_cart(h: Harness) {
     assert!(orders[0].placed_now);
     assert_eq!(calls.load(Ordering::SeqCst), 4);
     // The hook's row is listed apart from the sinks' one.
-    let rows = carts.events(Some(DeliveryState::Delivered), 10).await.unwrap();
+    let rows = carts
+        .events(Some(DeliveryState::Delivered), 10)
+        .await
+        .unwrap();
     assert!(rows.iter().any(|e| e.consumer == Consumer::CheckoutHook));
 }
 
@@ -489,5 +534,9 @@ async fn delivered_events_are_cleaned(h: Harness) {
         .unwrap();
     assert_eq!(carts.clean_events(30, 2).await.unwrap(), 4, "{}", h.backend);
     let counts = carts.event_counts().await.unwrap();
-    assert_eq!((counts.delivered, counts.parked), (0, 1), "parked events stay");
+    assert_eq!(
+        (counts.delivered, counts.parked),
+        (0, 1),
+        "parked events stay"
+    );
 }

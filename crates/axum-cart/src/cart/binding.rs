@@ -3,9 +3,9 @@
 use super::{check_locked, empty_snapshot, Binding, Cart};
 
 use crate::error::{retrying, CartError};
-use crate::session::random_key;
 use crate::events::CartEvent;
 use crate::outbox::{record, Context};
+use crate::session::random_key;
 use crate::store::{Locked, Snapshot, Write, WriteOutcome, WriteRequest};
 
 use super::write::after_writes;

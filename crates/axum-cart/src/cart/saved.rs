@@ -68,32 +68,32 @@ impl Cart {
         let now = OffsetDateTime::now_utc();
         let max_lines = self.config().max_lines;
         self.locked(Lock::CART, |locked| {
-                let t = &locked.target;
-                ensure_changeable(t)?;
-                let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
-                if t.lines.len().saturating_add(new) > max_lines {
-                    return Err(CartError::TooManyLines { max: max_lines });
-                }
-                let events = set_events(t, &lines);
-                let mut writes: Vec<Write> = lines
-                    .iter()
-                    .map(|l| Write::Upsert {
+            let t = &locked.target;
+            ensure_changeable(t)?;
+            let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
+            if t.lines.len().saturating_add(new) > max_lines {
+                return Err(CartError::TooManyLines { max: max_lines });
+            }
+            let events = set_events(t, &lines);
+            let mut writes: Vec<Write> = lines
+                .iter()
+                .map(|l| Write::Upsert {
+                    cart: t.id,
+                    line: l.clone(),
+                })
+                .collect();
+            if let (Some(d), None) = (&discount, &t.discount) {
+                let after = after_writes(&t.lines, &writes);
+                if d.check(subtotal(&after), now).is_ok() {
+                    writes.push(Write::SetDiscount {
                         cart: t.id,
-                        line: l.clone(),
-                    })
-                    .collect();
-                if let (Some(d), None) = (&discount, &t.discount) {
-                    let after = after_writes(&t.lines, &writes);
-                    if d.check(subtotal(&after), now).is_ok() {
-                        writes.push(Write::SetDiscount {
-                            cart: t.id,
-                            discount: Some(d.id),
-                        });
-                    }
+                        discount: Some(d.id),
+                    });
                 }
-                Ok(Decision::writes(writes).with_events(events))
-            })
-            .await?;
+            }
+            Ok(Decision::writes(writes).with_events(events))
+        })
+        .await?;
         Ok(())
     }
 }

@@ -424,22 +424,22 @@ impl Cart {
         self.check_stock_of(&wanted, products.as_deref()).await?;
         let max_lines = self.config().max_lines;
         self.locked(Lock::CART, |locked| {
-                let t = &locked.target;
-                ensure_changeable(t)?;
-                let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
-                if t.lines.len().saturating_add(new) > max_lines {
-                    return Err(CartError::TooManyLines { max: max_lines });
-                }
-                let writes = lines
-                    .iter()
-                    .map(|l| Write::Upsert {
-                        cart: t.id,
-                        line: l.clone(),
-                    })
-                    .collect();
-                Ok(Decision::writes(writes).with_events(set_events(t, &lines)))
-            })
-            .await?;
+            let t = &locked.target;
+            ensure_changeable(t)?;
+            let new = lines.iter().filter(|l| t.same_line(l).is_none()).count();
+            if t.lines.len().saturating_add(new) > max_lines {
+                return Err(CartError::TooManyLines { max: max_lines });
+            }
+            let writes = lines
+                .iter()
+                .map(|l| Write::Upsert {
+                    cart: t.id,
+                    line: l.clone(),
+                })
+                .collect();
+            Ok(Decision::writes(writes).with_events(set_events(t, &lines)))
+        })
+        .await?;
         Ok(lines)
     }
 

@@ -17,8 +17,8 @@ use crate::discount::{normalize_code, Discount, NewDiscount};
 use crate::error::{CartError, DiscountRefusal};
 use crate::events::CartEvent;
 use crate::outbox::{DeliveryState, OutboxEvent};
-use crate::store::EventQuery;
 use crate::session::SessionAdapter;
+use crate::store::EventQuery;
 use crate::store::{CartFilter, CartRecord, Store};
 use crate::types::CartId;
 

@@ -210,7 +210,10 @@ fn document(
     let mut doc = Map::new();
     doc.insert("id".into(), json!(id));
     doc.insert("type".into(), json!(event_type));
-    doc.insert("time".into(), json!(now.format(&Rfc3339).unwrap_or_default()));
+    doc.insert(
+        "time".into(),
+        json!(now.format(&Rfc3339).unwrap_or_default()),
+    );
     doc.insert("cart_id".into(), json!(cart_id.get()));
     doc.insert("user_id".into(), json!(cx.user_id));
     doc.insert("version".into(), json!(cx.version));
@@ -293,7 +296,11 @@ pub(crate) fn price_changes(body: &str) -> Vec<LinePriceChange> {
             let from = c["from"].as_str()?.parse().ok()?;
             let to = c["to"].as_str()?.parse().ok()?;
             let name = c["name"].as_str().unwrap_or_default();
-            Some(LinePriceChange::new(product, name, PriceChange::new(from, to)))
+            Some(LinePriceChange::new(
+                product,
+                name,
+                PriceChange::new(from, to),
+            ))
         })
         .collect()
 }

@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use super::decode::{decode_discount, decode_record};
 use super::driver::{is_unique_error, Dialect, Stmt};
 use super::locked::{apply, read_locked, set_key};
-use super::sql::{discount_in_use, list_sql, user_page_sql};
 use super::outbox;
+use super::sql::{discount_in_use, list_sql, user_page_sql};
 use super::{
-    duplicate_code, Claimed, Delivery, EventQuery, now_epoch, AddLimits, AddOutcome, Backend, CartFilter, CartRecord,
-    DiscountChange, Locked, Plan, Snapshot, Write, WriteOutcome, WriteRequest,
+    duplicate_code, now_epoch, AddLimits, AddOutcome, Backend, CartFilter, CartRecord, Claimed,
+    Delivery, DiscountChange, EventQuery, Locked, Plan, Snapshot, Write, WriteOutcome,
+    WriteRequest,
 };
 use crate::{CartError, CartId, Discount, Line};
 

@@ -201,9 +201,10 @@ pub(crate) async fn list<D: Dialect>(
 
 /// How many rows of each state the outbox holds: pending, delivered, parked.
 pub(crate) async fn counts<D: Dialect>(store: &SqlBackend<D>) -> Result<[u64; 3], CartError> {
-    let rows = Stmt::<D>::new("SELECT state, COUNT(*) FROM cart_outbox GROUP BY state ORDER BY state")
-    .all(&mut *store.pool.acquire().await?)
-    .await?;
+    let rows =
+        Stmt::<D>::new("SELECT state, COUNT(*) FROM cart_outbox GROUP BY state ORDER BY state")
+            .all(&mut *store.pool.acquire().await?)
+            .await?;
     let mut counts = [0u64; 3];
     for r in &rows {
         let n = u64::try_from(r.int(1)?).unwrap_or(0);
@@ -233,7 +234,9 @@ pub(crate) async fn retry_parked<D: Dialect>(
     if let Some(id) = event_id {
         stmt = stmt.bind(id);
     }
-    Ok(stmt.affected(&mut *store.writer()?.acquire().await?).await?)
+    Ok(stmt
+        .affected(&mut *store.writer()?.acquire().await?)
+        .await?)
 }
 
 /// Deletes up to `limit` delivered events finished before `cutoff`; how many.
@@ -300,12 +303,8 @@ pub(crate) async fn abandon_idle<D: Dialect>(
         if marked == 0 {
             continue;
         }
-        let event = crate::outbox::abandoned(
-            id,
-            snap.user_id.as_deref(),
-            snap.updated_at,
-            &snap.lines,
-        );
+        let event =
+            crate::outbox::abandoned(id, snap.user_id.as_deref(), snap.updated_at, &snap.lines);
         insert::<D>(&mut tx, &event).await?;
         tx.commit().await?;
         written += 1;

@@ -12,6 +12,7 @@ use crate::{http_status, CartError, Carts, SameSiteLayer};
 
 mod carts;
 mod discounts;
+mod events;
 mod forms;
 
 /// The admin pages, the counterpart of django-cart's Django admin: a router to nest under a
@@ -46,6 +47,9 @@ mod forms;
 /// - `POST /discounts/{code}/delete`: delete; a code used at checkout is refused (409), see
 ///   [`Carts::delete_discount`].
 /// - `POST /discounts/{code}/deactivate`, `POST /discounts/{code}/activate`.
+/// - `GET  /events?state=pending|delivered|parked`: the outbox's newest events with their
+///   delivery state, attempts and last error (see [`Relay`](crate::Relay)).
+/// - `POST /events/retry`: every parked event back in line; `POST /events/{id}/retry`: one.
 ///
 /// Codes are percent-encoded in every link and form action (a code may contain `/`, `?`,
 /// `#` or `%`) and decoded by the routes. Refused input (a bad quantity or price, an unknown
@@ -71,6 +75,9 @@ pub fn admin_router(carts: Carts) -> Router {
         .route("/discounts/{code}/delete", post(discounts::delete))
         .route("/discounts/{code}/deactivate", post(discounts::deactivate))
         .route("/discounts/{code}/activate", post(discounts::activate))
+        .route("/events", get(events::list))
+        .route("/events/retry", post(events::retry_all))
+        .route("/events/{id}/retry", post(events::retry_one))
         .route_layer(middleware::from_fn(refuse_cross_site))
         .with_state(carts)
 }
