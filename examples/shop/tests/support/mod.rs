@@ -261,7 +261,7 @@ pub struct ShopProcess {
 }
 
 /// The settings every test process gets unless it overrides them.
-const SHOP_VARS: [&str; 10] = [
+const SHOP_VARS: [&str; 15] = [
     "DATABASE_URL",
     "REDIS_URL",
     "BIND",
@@ -272,6 +272,11 @@ const SHOP_VARS: [&str; 10] = [
     "SECURE_COOKIES",
     "DATABASE_MAX_CONNECTIONS",
     "RUST_LOG",
+    "EVENTS_RELAY",
+    "EVENTS_NATS_URL",
+    "EVENTS_AMQP_URL",
+    "EVENTS_WEBHOOK_URL",
+    "EVENTS_WEBHOOK_SECRET",
 ];
 
 impl ShopProcess {
