@@ -70,9 +70,10 @@ impl EventSink for Recording {
     }
 
     async fn deliver(&self, event: &OutboxEvent) -> Result<(), BoxError> {
-        let left = self.failures.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures.store(left - 1, Ordering::SeqCst);
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if fail.is_ok() {
             return Err("the broker is down".into());
         }
         self.seen.lock().unwrap().push(event.clone());
@@ -524,19 +525,28 @@ async fn delivered_events_are_cleaned(h: Harness) {
     for _ in 0..5 {
         cart.add(&p("book", 1), d("1.00"), 1).await.unwrap();
     }
+    let mut placed = carts.new_cart();
+    placed.add(&p("book", 1), d("1.00"), 1).await.unwrap();
+    placed.checkout().await.unwrap();
+    // No hook: the checkout's row for one waits, untried.
     let sink = Recording::failing("rec", 1);
     let relay = relay(&carts).sink(sink.clone()).max_attempts(1);
-    drain(&relay).await; // the first parks, the other four are delivered
+    drain(&relay).await; // one parks, the other six are delivered
+    let counts = carts.event_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.delivered, counts.parked), (1, 6, 1));
     assert_eq!(carts.clean_events(30, 2).await.unwrap(), 0, "all recent");
     h.raw
-        .exec("UPDATE cart_outbox SET finished_at = finished_at - 40 * 86400")
+        .exec(
+            "UPDATE cart_outbox SET finished_at = finished_at - 40 * 86400, \
+             created_at = created_at - 40 * 86400",
+        )
         .await
         .unwrap();
-    assert_eq!(carts.clean_events(30, 2).await.unwrap(), 4, "{}", h.backend);
+    assert_eq!(carts.clean_events(30, 2).await.unwrap(), 7, "{}", h.backend);
     let counts = carts.event_counts().await.unwrap();
     assert_eq!(
-        (counts.delivered, counts.parked),
-        (0, 1),
+        (counts.pending, counts.delivered, counts.parked),
+        (0, 0, 1),
         "parked events stay"
     );
 }

@@ -239,22 +239,26 @@ pub(crate) async fn retry_parked<D: Dialect>(
         .await?)
 }
 
-/// Deletes up to `limit` delivered events finished before `cutoff`; how many.
+/// Deletes up to `limit` rows finished before `cutoff`: delivered events, and the orders
+/// lane's rows created before it that no relay with a checkout hook ever tried (an app with
+/// no hook); how many.
 pub(crate) async fn delete_delivered<D: Dialect>(
     store: &SqlBackend<D>,
     cutoff: i64,
     limit: i64,
 ) -> Result<u64, CartError> {
-    let condition = "state = 1 AND finished_at < ?";
+    let condition = "(state = 1 AND finished_at < ?) OR (lane = 'orders' AND state = 0 \
+                     AND attempts = 0 AND created_at < ?)";
     let sql = if D::SQL.ordered_delete {
-        format!("DELETE FROM cart_outbox WHERE {condition} ORDER BY id LIMIT ?")
+        format!("DELETE FROM cart_outbox WHERE ({condition}) ORDER BY id LIMIT ?")
     } else {
         format!(
             "DELETE FROM cart_outbox WHERE id IN \
-             (SELECT id FROM cart_outbox WHERE {condition} ORDER BY id LIMIT ?)"
+             (SELECT id FROM cart_outbox WHERE ({condition}) ORDER BY id LIMIT ?)"
         )
     };
     Ok(Stmt::<D>::new(sql)
+        .bind(cutoff)
         .bind(cutoff)
         .bind(limit)
         .affected(&mut *store.writer()?.acquire().await?)
