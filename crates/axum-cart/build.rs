@@ -2,12 +2,15 @@
 //! server is reported as *ignored* in `cargo test`'s summary rather than passing silently.
 //!
 //! `CART_TEST_POSTGRES_URL` and `CART_TEST_MYSQL_URL` turn on the cfgs `cart_test_postgres`
-//! and `cart_test_mysql`; the library itself never reads them.
+//! and `cart_test_mysql`, `CART_TEST_NATS_URL` and `CART_TEST_AMQP_URL` (the sinks' tests)
+//! `cart_test_nats` and `cart_test_amqp`; the library itself never reads them.
 
 fn main() {
     for (var, cfg) in [
         ("CART_TEST_POSTGRES_URL", "cart_test_postgres"),
         ("CART_TEST_MYSQL_URL", "cart_test_mysql"),
+        ("CART_TEST_NATS_URL", "cart_test_nats"),
+        ("CART_TEST_AMQP_URL", "cart_test_amqp"),
     ] {
         println!("cargo::rerun-if-env-changed={var}");
         println!("cargo::rustc-check-cfg=cfg({cfg})");

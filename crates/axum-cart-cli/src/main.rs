@@ -8,14 +8,23 @@
 //! cart discount deactivate SUMMER25
 //! cart carts delete --id 42 [--dry-run]
 //! cart carts delete --user alice [--dry-run]
+//! cart relay --nats-url nats://127.0.0.1:4222 [--amqp-url amqp://…] \
+//!     [--webhook-url https://… --webhook-secret whsec_…] [--once] [--max-attempts 10]
+//! cart events [--state pending|delivered|parked] [--limit 50]
+//! cart events retry (--id ID | --all)
 //! ```
 //!
-//! The database comes from `--database-url` or `DATABASE_URL`.
+//! The database comes from `--database-url` or `DATABASE_URL`; the sinks of `cart relay`
+//! from their flags or `EVENTS_NATS_URL`, `EVENTS_AMQP_URL`, `EVENTS_WEBHOOK_URL` and
+//! `EVENTS_WEBHOOK_SECRET`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use axum_cart::{CartError, CartId, Carts, NewDiscount};
+use axum_cart::{
+    AmqpSink, CartError, CartId, Carts, DeliveryState, NatsSink, NewDiscount, Relay, RelayReport,
+    WebhookSink,
+};
 use clap::{Args, Parser, Subcommand};
 use rust_decimal::Decimal;
 use time::format_description::well_known::Rfc3339;
@@ -35,7 +44,8 @@ struct Cli {
 enum Command {
     /// Create or update the cart tables.
     Migrate,
-    /// Delete carts with no activity for a number of days.
+    /// Delete carts with no activity for a number of days, and the outbox's events
+    /// delivered more than that many days ago.
     Clean {
         /// Idle for more than this many days (at least 1).
         #[arg(long, default_value_t = 90, allow_negative_numbers = true)]
@@ -56,6 +66,92 @@ enum Command {
     /// Manage carts.
     #[command(subcommand)]
     Carts(CartsCommand),
+    /// Deliver the outbox's events to NATS JetStream, RabbitMQ and/or a signed webhook,
+    /// until stopped (Ctrl-C), or until nothing is left to do with --once.
+    Relay(RelayArgs),
+    /// List the outbox's events, or put parked ones back in line.
+    Events(EventsArgs),
+}
+
+#[derive(Args)]
+struct RelayArgs {
+    /// NATS server (nats://host:4222): events go to JetStream, subjects cart.events.<type>.
+    #[arg(long, env = "EVENTS_NATS_URL", hide_env_values = true)]
+    nats_url: Option<String>,
+    /// RabbitMQ broker (amqp://user:password@host:5672/vhost): exchange cart.events.
+    #[arg(long, env = "EVENTS_AMQP_URL", hide_env_values = true)]
+    amqp_url: Option<String>,
+    /// Webhook URL: events are POSTed signed per Standard Webhooks.
+    #[arg(
+        long,
+        env = "EVENTS_WEBHOOK_URL",
+        hide_env_values = true,
+        requires = "webhook_secret"
+    )]
+    webhook_url: Option<String>,
+    /// The webhook's secret, whsec_<base64>.
+    #[arg(
+        long,
+        env = "EVENTS_WEBHOOK_SECRET",
+        hide_env_values = true,
+        requires = "webhook_url"
+    )]
+    webhook_secret: Option<String>,
+    /// Run rounds until one finds nothing to do, print what was done, and exit.
+    #[arg(long)]
+    once: bool,
+    /// Failed deliveries before an event is parked.
+    #[arg(long, default_value_t = Relay::DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct EventsArgs {
+    #[command(subcommand)]
+    command: Option<EventsCommand>,
+    /// Only the events in this state.
+    #[arg(long, value_enum)]
+    state: Option<StateArg>,
+    /// At most this many, newest first (1 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    limit: u32,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Put parked events back in line with a fresh count of attempts: the next relay
+    /// round delivers them.
+    Retry(RetryTarget),
+}
+
+/// Exactly one of `--id` and `--all`.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct RetryTarget {
+    /// The event with this id.
+    #[arg(long)]
+    id: Option<String>,
+    /// Every parked event.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StateArg {
+    Pending,
+    Delivered,
+    Parked,
+}
+
+impl From<StateArg> for DeliveryState {
+    fn from(state: StateArg) -> DeliveryState {
+        match state {
+            StateArg::Pending => DeliveryState::Pending,
+            StateArg::Delivered => DeliveryState::Delivered,
+            StateArg::Parked => DeliveryState::Parked,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -252,8 +348,134 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
             (None, None) => return Err("give --id or --user".into()),
         },
+        Command::Relay(args) => relay(&carts, args).await?,
+        Command::Events(EventsArgs {
+            command: Some(EventsCommand::Retry(target)),
+            ..
+        }) => retry_events(&carts, target).await?,
+        Command::Events(args) => list_events(&carts, args.state.map(Into::into), args.limit)
+            .await
+            .map_err(|e| e.to_string())?,
     }
     Ok(())
+}
+
+async fn relay(carts: &Carts, args: RelayArgs) -> Result<(), String> {
+    let mut relay = Relay::new(carts).max_attempts(args.max_attempts);
+    let mut names = Vec::new();
+    if let Some(url) = args.nats_url.as_deref().filter(|u| !u.is_empty()) {
+        relay = relay.sink(NatsSink::connect(url).await.map_err(|e| e.to_string())?);
+        names.push("NATS");
+    }
+    if let Some(url) = args.amqp_url.as_deref().filter(|u| !u.is_empty()) {
+        relay = relay.sink(AmqpSink::connect(url).await.map_err(|e| e.to_string())?);
+        names.push("RabbitMQ");
+    }
+    if let (Some(url), Some(secret)) = (args.webhook_url.as_deref(), args.webhook_secret) {
+        if !url.is_empty() {
+            relay = relay.sink(WebhookSink::new(url, &secret).map_err(|e| e.to_string())?);
+            names.push("webhook");
+        }
+    }
+    if names.is_empty() {
+        return Err(
+            "no sink: give --nats-url, --amqp-url or --webhook-url with \
+                    --webhook-secret (or EVENTS_NATS_URL, EVENTS_AMQP_URL, EVENTS_WEBHOOK_URL \
+                    with EVENTS_WEBHOOK_SECRET)"
+                .into(),
+        );
+    }
+    let names = names.join(", ");
+    if !args.once {
+        eprintln!("Relaying the outbox's events to {names} (Ctrl-C to stop).");
+        tokio::select! {
+            () = relay.run() => {}
+            _ = tokio::signal::ctrl_c() => eprintln!("Stopped."),
+        }
+        return Ok(());
+    }
+    let mut total = RelayReport::default();
+    loop {
+        let round = relay.run_once().await.map_err(|e| e.to_string())?;
+        if round.is_idle() {
+            break;
+        }
+        total.delivered += round.delivered;
+        total.retrying += round.retrying;
+        total.parked += round.parked;
+        total.abandoned += round.abandoned;
+    }
+    let counts = carts.event_counts().await.map_err(|e| e.to_string())?;
+    println!(
+        "Delivered {} event(s) to {names}; {} failed and will be retried, {} parked; {} \
+         abandoned-cart event(s) written.",
+        total.delivered, total.retrying, total.parked, total.abandoned
+    );
+    println!(
+        "Outbox: {} pending, {} delivered, {} parked.",
+        counts.pending, counts.delivered, counts.parked
+    );
+    Ok(())
+}
+
+async fn list_events(
+    carts: &Carts,
+    state: Option<DeliveryState>,
+    limit: u32,
+) -> Result<(), CartError> {
+    let events = carts.events(state, limit).await?;
+    println!(
+        "{:<36} {:<16} {:>8} {:<9} {:>8} {:<20} LAST ERROR",
+        "ID", "TYPE", "CART", "STATE", "ATTEMPTS", "CREATED"
+    );
+    for e in &events {
+        let created = e.created_at.format(&Rfc3339).unwrap_or_else(|_| "-".into());
+        let error: String = e
+            .last_error
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(120)
+            .collect();
+        println!(
+            "{:<36} {:<16} {:>8} {:<9} {:>8} {:<20} {error}",
+            e.id,
+            e.event_type,
+            e.cart_id,
+            e.state.as_str(),
+            e.attempts,
+            created
+        );
+    }
+    let counts = carts.event_counts().await?;
+    println!(
+        "{} event(s) shown; the outbox holds {} pending, {} delivered, {} parked.",
+        events.len(),
+        counts.pending,
+        counts.delivered,
+        counts.parked
+    );
+    Ok(())
+}
+
+async fn retry_events(carts: &Carts, target: RetryTarget) -> Result<(), String> {
+    let id = if target.all {
+        None
+    } else {
+        match target.id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => Some(id),
+            _ => return Err("give --id ID or --all".into()),
+        }
+    };
+    let n = carts.retry_events(id).await.map_err(|e| e.to_string())?;
+    match id {
+        Some(id) if n == 0 => Err(format!("no parked event with id {id:?}")),
+        _ => {
+            println!("Put {n} parked event(s) back in line; the next relay round delivers them.");
+            Ok(())
+        }
+    }
 }
 
 async fn delete_cart(carts: &Carts, id: i64, dry_run: bool) -> Result<(), String> {
@@ -313,12 +535,29 @@ async fn clean(
         .await?;
     if dry_run {
         println!("[DRY RUN] Would delete {matching} cart(s) idle for more than {days} day(s).");
+        println!(
+            "[DRY RUN] Would also delete the events delivered more than {days} day(s) ago \
+             (not counted)."
+        );
         return Ok(());
     }
     if matching == 0 {
         println!("No carts idle for more than {days} day(s) found. Nothing to delete.");
-        return Ok(());
+    } else {
+        clean_carts(carts, days, include_checked_out, batch, matching).await?;
     }
+    let events = carts.clean_events(days, batch).await?;
+    println!("Deleted {events} event(s) delivered more than {days} day(s) ago.");
+    Ok(())
+}
+
+async fn clean_carts(
+    carts: &Carts,
+    days: u32,
+    include_checked_out: bool,
+    batch: u32,
+    matching: u64,
+) -> Result<(), CartError> {
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(matching);
         if let Ok(style) = indicatif::ProgressStyle::with_template(

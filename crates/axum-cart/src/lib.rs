@@ -57,6 +57,22 @@ pub use types::{
     BATCH_LIMIT, DEFAULT_MAX_LINES, QUANTITY_LIMIT,
 };
 
+#[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
+pub use outbox::AmqpSink;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub use outbox::NatsSink;
+#[cfg(any(feature = "nats", feature = "amqp", feature = "webhook"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "nats", feature = "amqp", feature = "webhook")))
+)]
+pub use outbox::SinkError;
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+pub use outbox::WebhookSink;
+
 #[cfg(feature = "http")]
 pub use session::TowerSession;
 #[cfg(feature = "signed-cookie")]

@@ -72,7 +72,7 @@ pub enum DeliveryState {
     /// Every sink has it.
     Delivered,
     /// It failed the relay's most attempts: no longer retried until someone asks
-    /// ([`Relay::retry_parked`](crate::Relay::retry_parked), the admin page, `cart events retry`).
+    /// ([`Carts::retry_events`](crate::Carts::retry_events), the admin page, `cart events retry`).
     Parked,
 }
 
