@@ -23,6 +23,9 @@
 //! | `MAX_BODY_BYTES` | `65536` | the largest request body; a larger declared `Content-Length` gets 413 at once |
 //! | `MAX_CONNECTIONS` | `1024` | the most client connections served at once; more wait in the listen queue until one closes |
 //! | `EVENTS_RELAY` | `1` | `0`: this process runs no outbox relay (orders and events are delivered by a `cart relay` process, or by another shop process) |
+//! | `EVENTS_NATS_URL` | unset | publish every cart event to NATS JetStream (`cart.events.<type>`) |
+//! | `EVENTS_AMQP_URL` | unset | publish every cart event to RabbitMQ (topic exchange `cart.events`) |
+//! | `EVENTS_WEBHOOK_URL`, `EVENTS_WEBHOOK_SECRET` | unset | POST every cart event to this URL, signed per Standard Webhooks with the `whsec_…` secret |
 //!
 //! The cart's JSON API is described by the OpenAPI 3.1 document at `/cart/openapi.json`,
 //! linked from `/docs`.
@@ -51,7 +54,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use axum_cart::{
     admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts,
-    MergeStrategy, NewDiscount, Order, Relay, SameSiteLayer,
+    AmqpSink, MergeStrategy, NatsSink, NewDiscount, Order, Relay, SameSiteLayer, WebhookSink,
 };
 use axum_login::AuthManager;
 use rust_decimal::Decimal;
@@ -313,13 +316,7 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     // once per cart, retried until the order book takes them (a crash between a checkout
     // and its order is completed by the next start's relay).
     if shop.settings.events.relay {
-        let hook_shop = shop.clone();
-        Relay::new(&shop.carts)
-            .on_checkout(move |order: Order| {
-                let shop = hook_shop.clone();
-                async move { save_order(&shop, &order).await }
-            })
-            .spawn();
+        relay(&shop).await?.spawn();
     }
 
     let cache = shop
@@ -576,6 +573,38 @@ async fn seed_discounts(carts: &Carts) -> Result<(), CartError> {
         }
     }
     Ok(())
+}
+
+/// The shop's outbox relay: its order book as the checkout hook, and the sinks the
+/// settings name. A lease of 15 s (a killed process's events wait that long) and 5 s per
+/// delivery.
+async fn relay(shop: &Shop) -> Result<Relay, BoxError> {
+    let events = &shop.settings.events;
+    let hook_shop = shop.clone();
+    let mut relay = Relay::new(&shop.carts)
+        .lease(std::time::Duration::from_secs(15))
+        .delivery_timeout(std::time::Duration::from_secs(5))
+        .on_checkout(move |order: Order| {
+            let shop = hook_shop.clone();
+            async move { save_order(&shop, &order).await }
+        });
+    if let Some(url) = &events.nats_url {
+        let sink = NatsSink::connect(url)
+            .await
+            .map_err(|e| format!("EVENTS_NATS_URL: {e}"))?;
+        relay = relay.sink(sink);
+    }
+    if let Some(url) = &events.amqp_url {
+        let sink = AmqpSink::connect(url)
+            .await
+            .map_err(|e| format!("EVENTS_AMQP_URL: {e}"))?;
+        relay = relay.sink(sink);
+    }
+    if let Some((url, secret)) = &events.webhook {
+        let sink = WebhookSink::new(url, secret).map_err(|e| format!("EVENTS_WEBHOOK_URL: {e}"))?;
+        relay = relay.sink(sink);
+    }
+    Ok(relay)
 }
 
 /// Records a placed order in the shop's own tables; safe to call twice for one cart.
