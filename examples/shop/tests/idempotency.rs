@@ -1,0 +1,163 @@
+//! `Idempotency-Key` through the shop, served on a real local port: its own checkout and the
+//! cart routes it mounts answer a repeat with the stored answer and change nothing.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use shop::{app, limit_requests, serve_router, Limits, Settings};
+use support::{request, Client, Response};
+
+fn settings(db: &std::path::Path) -> Settings {
+    Settings {
+        database_url: format!("sqlite://{}", db.display()),
+        redis_url: None,
+        bind: "127.0.0.1:0".parse().unwrap(),
+        merge_strategy: axum_cart::MergeStrategy::Add,
+        admin_password: None,
+        secure_cookies: false,
+        session_cache: false,
+        max_quantity: 999,
+        quantity_rules: false,
+        discount_attempts: 10,
+        seed_per_kind: 10,
+    }
+}
+
+/// The shop on a free local port, and its database file.
+async fn start(name: &str) -> (SocketAddr, std::path::PathBuf) {
+    let db = std::env::temp_dir().join(format!("shop-idem-{}-{name}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let (router, _shop) = app(settings(&db)).await.expect("the shop");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let limits = Limits::default();
+    tokio::spawn(async move {
+        serve_router(listener, limit_requests(router, &limits), &limits).await;
+    });
+    (addr, db)
+}
+
+/// A keyed request of `visitor` (a form post, or JSON with `json`).
+async fn keyed(
+    visitor: &mut Client,
+    addr: SocketAddr,
+    path: &str,
+    key: &str,
+    json: bool,
+) -> Response {
+    let jar: Vec<String> = visitor
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let jar = jar.join("; ");
+    let mut headers = vec![
+        ("Idempotency-Key", key),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    if !jar.is_empty() {
+        headers.push(("Cookie", jar.as_str()));
+    }
+    if json {
+        headers.push(("Accept", "application/json"));
+    }
+    let res = request(addr, "POST", path, &headers, "quantity=1")
+        .await
+        .expect("an answer");
+    visitor.absorb(&res);
+    res
+}
+
+async fn orders(db: &std::path::Path) -> i64 {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("the shop's database");
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM shop_orders")
+        .fetch_one(&pool)
+        .await
+        .expect("orders");
+    pool.close().await;
+    n
+}
+
+async fn books(visitor: &mut Client, addr: SocketAddr) -> i64 {
+    let cart = visitor
+        .get_json(addr, "/cart")
+        .await
+        .expect("the cart")
+        .json();
+    cart["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "book" && i["id"] == 1)
+        .map(|i| i["quantity"].as_i64().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order() {
+    let (addr, db) = start("checkout").await;
+    let mut visitor = Client::new();
+    let added = keyed(&mut visitor, addr, "/cart/add/book/1", "add-1", false).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let first = keyed(&mut visitor, addr, "/checkout", "pay-1", false).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.body.contains("Thank you for your order!"));
+    assert_eq!(first.header("idempotent-replayed"), None);
+
+    let again = keyed(&mut visitor, addr, "/checkout", "pay-1", false).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body, "the stored confirmation");
+    assert_eq!(orders(&db).await, 1);
+
+    // The key names that checkout: with another request it is refused.
+    let reused = keyed(&mut visitor, addr, "/cart/add/book/1", "pay-1", true).await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(reused.json()["code"], "idempotency_key_reused");
+    // A bad key is refused before anything runs.
+    let bad = keyed(&mut visitor, addr, "/checkout", "not a key", true).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(bad.json()["code"], "invalid_idempotency_key");
+    // Another visitor's checkout with the same key is its own.
+    let mut other = Client::new();
+    keyed(&mut other, addr, "/cart/add/book/1", "add-1", false).await;
+    let theirs = keyed(&mut other, addr, "/checkout", "pay-1", false).await;
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    assert_eq!(theirs.header("idempotent-replayed"), None);
+    assert_eq!(orders(&db).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_adds_with_one_key_add_once_through_the_shop() {
+    let (addr, _db) = start("storm").await;
+    let mut visitor = Client::new();
+    // The visitor's session first.
+    visitor.get_json(addr, "/cart").await.expect("the cart");
+    keyed(&mut visitor, addr, "/cart/add/book/2", "first", true).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let mut visitor = visitor.clone();
+        tasks.spawn(
+            async move { keyed(&mut visitor, addr, "/cart/add/book/1", "storm", true).await },
+        );
+    }
+    let mut processed = 0;
+    while let Some(res) = tasks.join_next().await {
+        let res = res.expect("a request");
+        match res.status {
+            200 if res.header("idempotent-replayed").is_none() => processed += 1,
+            200 => {}
+            409 => assert_eq!(res.json()["code"], "idempotency_key_in_flight"),
+            other => panic!("unexpected {other}: {}", res.body),
+        }
+    }
+    assert_eq!(processed, 1, "exactly one was processed");
+    assert_eq!(books(&mut visitor, addr).await, 1, "added once");
+}
