@@ -35,6 +35,7 @@ backend_tests!(
     a_keyed_checkout_places_one_order,
     every_change_route_takes_a_key,
     expired_keys_are_cleaned_in_batches,
+    a_request_dropped_half_way_gives_its_key_up,
 );
 
 // ---- the server ----------------------------------------------------------------------------
@@ -63,6 +64,8 @@ impl Catalog for Gated {
 
 struct Server {
     addr: SocketAddr,
+    /// The app itself, for requests made without a connection.
+    app: axum::Router,
     carts: Carts,
     gate: Arc<Semaphore>,
     failing: Arc<AtomicBool>,
@@ -99,11 +102,13 @@ impl Server {
             .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let served = app.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            axum::serve(listener, served).await.expect("serve");
         });
         Server {
             addr,
+            app,
             carts,
             gate,
             failing,
@@ -410,18 +415,22 @@ async fn a_repeat_while_the_first_request_runs_is_409(h: Harness) {
                 .await
         })
     };
-    let mut running = None;
-    for _ in 0..200 {
-        let res = visitor
-            .post(addr, "/cart/add/book/99", Some("slow"), "{}")
+    // Once the first request holds the key (it is waiting in the catalogue), repeat it.
+    let mut reserved = 0;
+    for _ in 0..500 {
+        reserved = h
+            .raw
+            .count("SELECT COUNT(*) FROM cart_idempotency WHERE idem_key = 'slow'")
             .await;
-        if res.status == 409 {
-            running = Some(res);
+        if reserved == 1 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let running = running.expect("a 409 while the first request runs");
+    assert_eq!(reserved, 1, "the first request reserved its key");
+    let running = visitor
+        .post(addr, "/cart/add/book/99", Some("slow"), "{}")
+        .await;
     running.problem(409, "idempotency_key_in_flight");
     assert_eq!(running.header("retry-after"), Some("1"));
     assert_eq!(visitor.books(addr, 99).await, 0, "nothing added yet");
@@ -852,4 +861,54 @@ async fn expired_keys_are_cleaned_in_batches(h: Harness) {
     );
     let again = visitor.post(addr, ADD, Some("new"), "{}").await;
     assert!(!again.replayed(), "the key is gone");
+}
+
+async fn a_request_dropped_half_way_gives_its_key_up(h: Harness) {
+    use tower::ServiceExt;
+    let server = Server::start(&h).await;
+    let addr = server.addr;
+    let visitor = Client::default();
+    visitor.post(addr, "/cart/add/book/7", None, "{}").await;
+    let cookie = {
+        let cookies = visitor.cookies.lock().unwrap();
+        cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    // The request waits in the catalogue; its caller gives up on it (drops it).
+    let req = axum::http::Request::post("/cart/add/book/99")
+        .header("cookie", cookie)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .header("idempotency-key", "dropped")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let dropped = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        server.app.clone().oneshot(req),
+    )
+    .await;
+    assert!(dropped.is_err(), "the request was still waiting");
+    let mut left = 1;
+    for _ in 0..100 {
+        left = h
+            .raw
+            .count("SELECT COUNT(*) FROM cart_idempotency WHERE idem_key = 'dropped'")
+            .await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "{}: the key was given up", h.backend);
+    // A retry runs at once (no 409 for the takeover time) and adds once.
+    server.gate.add_permits(1000);
+    let retry = visitor
+        .post(addr, "/cart/add/book/99", Some("dropped"), "{}")
+        .await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert!(!retry.replayed());
+    assert_eq!(visitor.books(addr, 99).await, 1);
 }

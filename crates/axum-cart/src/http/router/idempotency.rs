@@ -355,8 +355,14 @@ where
             recovering,
         });
     }
+    // A request dropped half-way (the client went away) gives its key up at once.
+    let mut held = Held {
+        backend: Some(backend.clone()),
+        mark: mark.clone(),
+    };
     let res = call(&mut inner, req).await;
     let (mut res, answer) = settle(res).await;
+    held.backend = None;
     let kept = match answer {
         Some(answer) => backend.complete_key(&mark, &answer, ttl).await,
         None => backend.abandon_key(&mark).await,
@@ -368,6 +374,33 @@ where
         replayed(res.headers_mut());
     }
     res
+}
+
+/// A reservation while its request runs: dropped before the request answered (the
+/// request's future was dropped), it gives the key up ([`Keys::abandon_key`]) in a task of
+/// its own, so a retry need not wait out the takeover time.
+///
+/// [`Keys::abandon_key`]: crate::store::Keys::abandon_key
+struct Held {
+    /// `None` once the request answered.
+    backend: Option<Arc<dyn crate::store::Backend>>,
+    mark: Arc<KeyMark>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let (Some(backend), Ok(runtime)) =
+            (self.backend.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let mark = self.mark.clone();
+        runtime.spawn(async move {
+            if let Err(e) = backend.abandon_key(&mark).await {
+                tracing::warn!(error = %e, "the key of a dropped request could not be given up");
+            }
+        });
+    }
 }
 
 async fn call<S>(inner: &mut S, req: Request) -> Response
