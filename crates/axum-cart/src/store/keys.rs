@@ -8,6 +8,9 @@
 //! needs from it ([`Reservation`]). A row whose request stopped (its `locked_at` older
 //! than the takeover time) is taken over by giving it a new token: the old request's
 //! mark then matches nothing and its write rolls back.
+//!
+//! Without the `http` feature only the mark and the sweep are used.
+#![cfg_attr(not(feature = "http"), allow(dead_code))]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -31,7 +31,9 @@ use sqlx::migrate::Migrator;
 use crate::discount::from_epoch;
 use crate::{CartError, CartId, Discount, DiscountRefusal, Line, LineKey};
 
-pub(crate) use keys::{KeyMark, KeyRequest, Keys, Reservation, StoredAnswer};
+pub(crate) use keys::{KeyMark, Keys};
+#[cfg(feature = "http")]
+pub(crate) use keys::{KeyRequest, Reservation, StoredAnswer};
 
 /// The database holding the carts: SQLite (embedded default), PostgreSQL or MySQL/MariaDB.
 ///
