@@ -1,4 +1,5 @@
-//! `Idempotency-Key` through the shop, served on a real local port: its own checkout and the
+//! `Idempotency-Key` through the shop, served on a real local port, on SQLite, PostgreSQL
+//! and MySQL (`CART_TEST_POSTGRES_URL`, `CART_TEST_MYSQL_URL`): its own checkout and the
 //! cart routes it mounts answer a repeat with the stored answer and change nothing.
 
 mod support;
@@ -6,11 +7,11 @@ mod support;
 use std::net::SocketAddr;
 
 use shop::{app, limit_requests, serve_router, Limits, Settings};
-use support::{request, Client, Response};
+use support::{request, Client, MySqlDatabase, PgDatabase, Response};
 
-fn settings(db: &std::path::Path) -> Settings {
+fn settings(database_url: &str) -> Settings {
     Settings {
-        database_url: format!("sqlite://{}", db.display()),
+        database_url: database_url.to_owned(),
         redis_url: None,
         bind: "127.0.0.1:0".parse().unwrap(),
         merge_strategy: axum_cart::MergeStrategy::Add,
@@ -24,13 +25,18 @@ fn settings(db: &std::path::Path) -> Settings {
     }
 }
 
-/// The shop on a free local port, and its database file.
-async fn start(name: &str) -> (SocketAddr, std::path::PathBuf) {
+/// A fresh SQLite file's URL.
+fn sqlite_url(name: &str) -> String {
     let db = std::env::temp_dir().join(format!("shop-idem-{}-{name}.db", std::process::id()));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let (router, _shop) = app(settings(&db)).await.expect("the shop");
+    format!("sqlite://{}", db.display())
+}
+
+/// The shop on `database_url`, on a free local port.
+async fn start(database_url: &str) -> SocketAddr {
+    let (router, _shop) = app(settings(database_url)).await.expect("the shop");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -39,7 +45,7 @@ async fn start(name: &str) -> (SocketAddr, std::path::PathBuf) {
     tokio::spawn(async move {
         serve_router(listener, limit_requests(router, &limits), &limits).await;
     });
-    (addr, db)
+    addr
 }
 
 /// A keyed request of `visitor` (a form post, or JSON with `json`).
@@ -73,16 +79,28 @@ async fn keyed(
     res
 }
 
-async fn orders(db: &std::path::Path) -> i64 {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("the shop's database");
-    let n = sqlx::query_scalar("SELECT COUNT(*) FROM shop_orders")
-        .fetch_one(&pool)
-        .await
-        .expect("orders");
-    pool.close().await;
-    n
+/// The orders the shop placed, read from its database.
+async fn orders(url: &str) -> i64 {
+    const SQL: &str = "SELECT COUNT(*) FROM shop_orders";
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
+        sqlx::query_scalar(SQL)
+            .fetch_one(&pool)
+            .await
+            .expect("orders")
+    } else if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("postgres");
+        sqlx::query_scalar(SQL)
+            .fetch_one(&pool)
+            .await
+            .expect("orders")
+    } else {
+        let pool = sqlx::MySqlPool::connect(url).await.expect("mysql");
+        sqlx::query_scalar(SQL)
+            .fetch_one(&pool)
+            .await
+            .expect("orders")
+    }
 }
 
 async fn books(visitor: &mut Client, addr: SocketAddr) -> i64 {
@@ -100,9 +118,8 @@ async fn books(visitor: &mut Client, addr: SocketAddr) -> i64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order() {
-    let (addr, db) = start("checkout").await;
+async fn a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order(db: &str) {
+    let addr = start(db).await;
     let mut visitor = Client::new();
     let added = keyed(&mut visitor, addr, "/cart/add/book/1", "add-1", false).await;
     assert_eq!(added.status, 303, "{}", added.body);
@@ -115,7 +132,7 @@ async fn a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order()
     assert_eq!(again.status, 200);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body, first.body, "the stored confirmation");
-    assert_eq!(orders(&db).await, 1);
+    assert_eq!(orders(db).await, 1);
 
     // The key names that checkout: with another request it is refused.
     let reused = keyed(&mut visitor, addr, "/cart/add/book/1", "pay-1", true).await;
@@ -131,12 +148,11 @@ async fn a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order()
     let theirs = keyed(&mut other, addr, "/checkout", "pay-1", false).await;
     assert_eq!(theirs.status, 200, "{}", theirs.body);
     assert_eq!(theirs.header("idempotent-replayed"), None);
-    assert_eq!(orders(&db).await, 2);
+    assert_eq!(orders(db).await, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hundred_concurrent_adds_with_one_key_add_once_through_the_shop() {
-    let (addr, _db) = start("storm").await;
+async fn a_hundred_concurrent_adds_with_one_key_add_once_through_the_shop(db: &str) {
+    let addr = start(db).await;
     let mut visitor = Client::new();
     // The visitor's session first.
     visitor.get_json(addr, "/cart").await.expect("the cart");
@@ -160,4 +176,41 @@ async fn a_hundred_concurrent_adds_with_one_key_add_once_through_the_shop() {
     }
     assert_eq!(processed, 1, "exactly one was processed");
     assert_eq!(books(&mut visitor, addr).await, 1, "added once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite() {
+    a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order(&sqlite_url("checkout"))
+        .await;
+    a_hundred_concurrent_adds_with_one_key_add_once_through_the_shop(&sqlite_url("storm")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres() {
+    for test in ["checkout", "storm"] {
+        let Some(db) = PgDatabase::create(test).await else {
+            return;
+        };
+        match test {
+            "checkout" => {
+                a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order(&db.url).await
+            }
+            _ => a_hundred_concurrent_adds_with_one_key_add_once_through_the_shop(&db.url).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql() {
+    for test in ["checkout", "storm"] {
+        let Some(db) = MySqlDatabase::create(test).await else {
+            return;
+        };
+        match test {
+            "checkout" => {
+                a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order(&db.url).await
+            }
+            _ => a_hundred_concurrent_adds_with_one_key_add_once_through_the_shop(&db.url).await,
+        }
+    }
 }
