@@ -433,6 +433,11 @@ async fn a_repeat_while_the_first_request_runs_is_409(h: Harness) {
         .await;
     running.problem(409, "idempotency_key_in_flight");
     assert_eq!(running.header("retry-after"), Some("1"));
+    assert_eq!(
+        quantity(&running.json()["cart"], 7),
+        1,
+        "a 409 carries the cart as it is"
+    );
     assert_eq!(visitor.books(addr, 99).await, 0, "nothing added yet");
 
     server.gate.add_permits(1000);

@@ -44,9 +44,10 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service};
 
+use super::CartDetails;
 use crate::http::body::limit_in_force;
 use crate::http::layer::CartContext;
-use crate::http::respond::{Problem, ProblemCode, Reply};
+use crate::http::respond::{Format, Problem, ProblemCode, Reply};
 use crate::session::digest;
 use crate::store::{KeyMark, KeyRequest, Reservation, StoredAnswer};
 use crate::SessionAdapter as _;
@@ -266,6 +267,9 @@ where
     };
     let Some(ctx) = req.extensions().get::<CartContext>().cloned() else {
         // No CartLayer: the route answers its own set-up error.
+        tracing::warn!(
+            "IdempotencyLayer found no CartLayer outside it: the Idempotency-Key is ignored"
+        );
         return call(&mut inner, req).await;
     };
     // The body, read within the route's limit, for the fingerprint; the route reads it again.
@@ -333,11 +337,7 @@ where
         Reservation::Fresh(mark) => (mark, false),
         Reservation::Recover(mark) => (mark, true),
         Reservation::Complete(stored) => return replay(&stored),
-        Reservation::InFlight => {
-            return reply
-                .error(crate::CartError::IdempotencyKeyInFlight)
-                .into_response()
-        }
+        Reservation::InFlight => return in_flight(&reply, &ctx).await,
         Reservation::Reused => {
             return reply
                 .error(Problem::new(
@@ -401,6 +401,24 @@ impl Drop for Held {
             }
         });
     }
+}
+
+/// 409 `idempotency_key_in_flight`; in JSON with the visitor's cart as it now is, as
+/// `cart`, like every 409 of the cart routes.
+async fn in_flight(reply: &Reply, ctx: &CartContext) -> Response {
+    let mut problem = Problem::from(crate::CartError::IdempotencyKeyInFlight);
+    if reply.format == Format::Json {
+        let current = async {
+            let cart = ctx.open().await?;
+            CartDetails::load(&cart).await
+        };
+        match current.await.map(|d| serde_json::to_value(&d)) {
+            Ok(Ok(value)) => problem = problem.member("cart", value),
+            Ok(Err(e)) => tracing::warn!(error = %e, "the current cart could not be serialised"),
+            Err(e) => tracing::warn!(error = %e, "the current cart could not be read"),
+        }
+    }
+    reply.error(problem).into_response()
 }
 
 async fn call<S>(inner: &mut S, req: Request) -> Response
