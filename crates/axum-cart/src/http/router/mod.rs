@@ -58,7 +58,9 @@ type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + 
 /// (`Accept: application/json`) with the cart as JSON. Errors are an
 /// [`ErrorResponse`](crate::ErrorResponse): an RFC 9457 problem (`application/problem+json`)
 /// or a small HTML page, with the status of [`http_status`](crate::http_status). Discount
-/// code attempts are rate limited ([`CartRouter::discount_attempts`]). The contract is the
+/// code attempts are rate limited ([`CartRouter::discount_attempts`]). Every change takes an
+/// `Idempotency-Key` ([`IdempotencyLayer`], [`CartRouter::idempotency_ttl`]): a repeat gets
+/// the stored answer with `Idempotent-Replayed: true` and changes nothing. The contract is the
 /// OpenAPI document the routes serve, explained in `docs/HTTP.md`.
 ///
 /// The routes need a [`CartLayer`](crate::CartLayer) and a catalogue

@@ -338,11 +338,12 @@ fn etag() -> openapi::Header {
 }
 
 /// What every change route (`POST`) shares, added here rather than on each handler: an
-/// optional `If-Match` header; the cart as JSON (200, with its `ETag`) unless the handler
+/// optional `If-Match` and `Idempotency-Key` headers; the cart as JSON (200, with its `ETag`
+/// and, on a replay, `Idempotent-Replayed`) unless the handler
 /// says otherwise; 303 for HTML clients; and the errors any change can meet (a malformed
 /// body, a cross-site request, a conflict with the cart's state, a stale `If-Match`, a body
 /// too large or of another type, server failures). A handler's attribute lists only what
-/// is its own (404, 422, 429).
+/// is its own (404, 422, 429); a 422 is shared too (a reused `Idempotency-Key`).
 pub(super) fn change_route(paths: &mut openapi::path::Paths) {
     const SHARED: [(&str, &str); 10] = [
         ("303", "SeeOther"),
