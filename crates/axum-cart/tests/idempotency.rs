@@ -78,6 +78,16 @@ impl Server {
     }
 
     async fn with(h: &Harness, router: CartRouter) -> Server {
+        Server::serve(h, router, false).await
+    }
+
+    /// With the cart id in a signed cookie instead of a server-side session.
+    #[cfg(feature = "signed-cookie")]
+    async fn signed(h: &Harness) -> Server {
+        Server::serve(h, CartRouter::new(), true).await
+    }
+
+    async fn serve(h: &Harness, router: CartRouter, signed: bool) -> Server {
         let gate = Arc::new(Semaphore::new(0));
         let failing = Arc::new(AtomicBool::new(false));
         let catalog = Gated {
@@ -97,9 +107,17 @@ impl Server {
                 }
             })
             .build()
-            .layer(common::problems_checked())
-            .layer(CartLayer::new(carts.clone()))
-            .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false));
+            .layer(common::problems_checked());
+        let layer = CartLayer::new(carts.clone());
+        let app = match signed {
+            #[cfg(feature = "signed-cookie")]
+            true => app.layer(layer.with_signed_cookie(axum_cart::SignedCookieConfig::new(
+                tower_cookies::Key::generate(),
+            ))),
+            _ => app
+                .layer(layer)
+                .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false)),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let served = app.clone();
@@ -916,4 +934,44 @@ async fn a_request_dropped_half_way_gives_its_key_up(h: Harness) {
     assert_eq!(retry.status, 200, "{}", retry.body);
     assert!(!retry.replayed());
     assert_eq!(visitor.books(addr, 99).await, 1);
+}
+
+/// With the signed cookie, the visitor is its cart (the cookie names it): a key is the
+/// visitor's until the cookie names another cart (after a checkout).
+#[cfg(all(feature = "signed-cookie", feature = "sqlite"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_cookie_visitors_keep_their_keys() {
+    let h = Harness::sqlite().await.expect("sqlite");
+    let server = Server::signed(&h).await;
+    let addr = server.addr;
+    let alice = Client::default();
+    let bob = Client::default();
+    // Alice's first request creates her cart (and cookie); its repeat is a replay.
+    let first = alice.post(addr, ADD, Some("k"), "{}").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = alice.post(addr, ADD, Some("k"), "{}").await;
+    assert!(again.replayed(), "{:?}", again.headers);
+    assert_eq!(alice.books(addr, 1).await, 1);
+    // Bob's same request with the same key is his own.
+    bob.post(addr, "/cart/add/book/2", None, "{}").await;
+    let his = bob.post(addr, ADD, Some("k"), "{}").await;
+    assert_eq!(his.status, 200, "{}", his.body);
+    assert!(!his.replayed());
+    assert_eq!(bob.books(addr, 1).await, 1);
+    assert_eq!(alice.books(addr, 1).await, 1);
+    // Concurrent repeats of Alice's: still once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let alice = alice.clone();
+        tasks.spawn(async move {
+            alice
+                .post(addr, "/cart/add/book/3", Some("burst"), "{}")
+                .await
+        });
+    }
+    while let Some(res) = tasks.join_next().await {
+        let res = res.expect("a request");
+        assert!(matches!(res.status, 200 | 409), "{}", res.body);
+    }
+    assert_eq!(alice.books(addr, 3).await, 1);
 }
