@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cart migrate
-//! cart clean [--days 90] [--dry-run] [--include-checked-out] [--batch 1000]
+//! cart clean [--days 90] [--dry-run] [--include-checked-out] [--batch 1000]   (and expired idempotency keys)
 //! cart discount create SUMMER25 --percent 25 --min-cart-value 50 --max-uses 500
 //! cart discount list
 //! cart discount deactivate SUMMER25
@@ -44,8 +44,8 @@ struct Cli {
 enum Command {
     /// Create or update the cart tables.
     Migrate,
-    /// Delete carts with no activity for a number of days, and the outbox's events
-    /// delivered more than that many days ago.
+    /// Delete carts with no activity for a number of days, the outbox's events delivered
+    /// more than that many days ago, and expired idempotency keys.
     Clean {
         /// Idle for more than this many days (at least 1).
         #[arg(long, default_value_t = 90, allow_negative_numbers = true)]
@@ -530,6 +530,13 @@ async fn clean(
     include_checked_out: bool,
     batch: u32,
 ) -> Result<(), CartError> {
+    if !dry_run {
+        // The answers of `Idempotency-Key` requests whose time is up, in batches too.
+        let keys = carts.clean_idempotency_keys(batch).await?;
+        if keys > 0 {
+            println!("Deleted {keys} expired idempotency key(s).");
+        }
+    }
     let matching = carts
         .clean(days, include_checked_out, true, batch, |_| {})
         .await?;

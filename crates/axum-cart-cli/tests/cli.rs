@@ -181,6 +181,57 @@ fn clean_deletes_idle_carts() {
     let _ = std::fs::remove_file(&path);
 }
 
+#[test]
+fn clean_deletes_expired_idempotency_keys_in_batches() {
+    let (db, path) = temp_db("keys");
+    assert!(cart(&db, &["migrate"]).0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        for (i, expires) in [now - 10, now - 5, now - 1, now + 3600].iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO cart_idempotency (scope, idem_key, fingerprint, state, token, \
+                 locked_at, status, headers, body, created_at, expires_at) \
+                 VALUES ('s', ?, 'f', 'complete', 't', 0, 200, '{}', '', 0, ?)",
+            )
+            .bind(format!("k{i}"))
+            .bind(expires)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    });
+    let (ok, out, _) = cart(&db, &["clean", "--dry-run"]);
+    assert!(ok);
+    assert!(
+        !out.contains("idempotency"),
+        "a dry run deletes nothing: {out}"
+    );
+    let (ok, out, _) = cart(&db, &["clean", "--batch", "2"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Deleted 3 expired idempotency key(s)."),
+        "{out}"
+    );
+    assert!(out.contains("Nothing to delete"), "no idle carts: {out}");
+    let left: i64 = rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM cart_idempotency")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    });
+    assert_eq!(left, 1, "the key still in its time stays");
+    let _ = std::fs::remove_file(&path);
+}
+
 fn no_panic(err: &str) {
     assert!(
         !err.contains("panicked") && !err.contains("overflow"),

@@ -132,6 +132,13 @@ pub enum CartError {
         /// The cart's version now.
         current: u64,
     },
+    /// Another request made with the same `Idempotency-Key` is still being processed, or
+    /// took the key over from this one (which ran longer than the takeover time). Nothing
+    /// was written. Answered with 409 (`idempotency_key_in_flight`) and `Retry-After: 1`.
+    #[error(
+        "A request with this Idempotency-Key is still being processed: try again in a moment."
+    )]
+    IdempotencyKeyInFlight,
     /// `merge` of a cart into itself.
     #[error("Cannot merge a cart with itself.")]
     MergeIntoSelf,
@@ -219,6 +226,7 @@ impl CartError {
             CartError::CheckedOut => "checked_out",
             CartError::CartFrozen => "cart_frozen",
             CartError::VersionMismatch { .. } => "version_mismatch",
+            CartError::IdempotencyKeyInFlight => "idempotency_key_in_flight",
             CartError::MergeIntoSelf => "merge_into_self",
             CartError::InvalidPayload(_) => "invalid_payload",
             CartError::Session(_) => "session_error",

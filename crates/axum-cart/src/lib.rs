@@ -36,8 +36,8 @@ pub use events::CartEvent;
 #[cfg(feature = "http")]
 pub use http::{
     admin_router, cart_router, filters, http_status, CartBadge, CartDetails, CartItem, CartLayer,
-    CartRejection, CartRouter, CartService, CartWarning, ErrorResponse, Quantity, SameSiteLayer,
-    SameSiteService,
+    CartRejection, CartRouter, CartService, CartWarning, ErrorResponse, IdempotencyLayer,
+    IdempotencyService, Quantity, SameSiteLayer, SameSiteService,
 };
 pub use inventory::{AlwaysInStock, InventoryChecker};
 pub use options::{

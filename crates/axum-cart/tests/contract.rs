@@ -197,6 +197,7 @@ fn every_problem_code_is_described_in_the_problems_page() {
         include_str!("../src/http/router/actions.rs"),
         include_str!("../src/http/router/limit.rs"),
         include_str!("../src/http/router/conditional.rs"),
+        include_str!("../src/http/router/idempotency.rs"),
     ] {
         let mut after_status = false;
         for line in source.lines().map(str::trim) {

@@ -54,7 +54,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use axum_cart::{
     admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts,
-    AmqpSink, MergeStrategy, NatsSink, NewDiscount, Order, Relay, SameSiteLayer, WebhookSink,
+    AmqpSink, IdempotencyLayer, MergeStrategy, NatsSink, NewDiscount, Order, Relay,
+    SameSiteLayer, WebhookSink,
 };
 use axum_login::AuthManager;
 use rust_decimal::Decimal;
@@ -355,7 +356,9 @@ pub async fn app(settings: Settings) -> Result<(Router, Shop), BoxError> {
     let mut router = Router::new()
         .route("/", get(products))
         .route("/docs", get(docs))
-        .route("/checkout", post(checkout))
+        // `Idempotency-Key` on the shop's own checkout, as on the cart routes: a repeat of a
+        // keyed checkout gets its confirmation again and places nothing.
+        .route("/checkout", post(checkout).layer(IdempotencyLayer::new()))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .merge(cart_routes)

@@ -119,7 +119,8 @@ impl Cart {
     /// stale ids, checked-out carts), runs a deadlock victim again ([`CartError::retry_after`])
     /// and drops the cache afterwards. With a condition ([`Cart::if_version`]), the locked
     /// target must match it before the plan is even asked: the check and the version step
-    /// of the write are in one transaction, under the row's lock.
+    /// of the write are in one transaction, under the row's lock. Under an idempotency key
+    /// ([`Cart::under_key`]), the transaction marks the key applied before it commits.
     pub(super) async fn locked<T, F>(
         &mut self,
         lock: Lock<'_>,
@@ -136,6 +137,7 @@ impl Cart {
         let others = lock.others;
         let condition = self.condition();
         let condition = condition.as_deref();
+        let mark = self.key_mark();
         let mut outcome: Option<T> = None;
         let mut events: Vec<CartEvent> = Vec::new();
         let mut transient = 0;
@@ -168,6 +170,7 @@ impl Cart {
                 target,
                 others,
                 lock_discount: lock.discount,
+                mark: mark.as_deref(),
             };
             // The one place a plan's outcome is carried out of the backend's transaction.
             let mut decide = |locked: &Locked| {
@@ -197,6 +200,9 @@ impl Cart {
                     e.retry_after(transient)?;
                 }
                 Ok(WriteOutcome::Written) => {
+                    if let Some(mark) = &mark {
+                        mark.set_applied();
+                    }
                     self.carts.forget_cached(&[target]);
                     self.carts.forget_cached(others);
                     self.carts.emit(std::mem::take(&mut events));

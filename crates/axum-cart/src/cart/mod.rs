@@ -25,7 +25,7 @@ use crate::carts::Carts;
 use crate::config::CartConfig;
 use crate::error::{retrying, CartError};
 use crate::session::SessionAdapter;
-use crate::store::Snapshot;
+use crate::store::{KeyMark, Snapshot};
 use crate::types::{subtotal, CartId, CartView};
 
 /// Where the facade stands with its cart row.
@@ -61,6 +61,9 @@ struct State {
     /// one of these must match the cart a change locks. Dropped once a change commits or is
     /// refused for it.
     expect: Option<Vec<Expected>>,
+    /// The idempotency key this value's changes are made under (an HTTP `Idempotency-Key`):
+    /// each locked write marks it applied in its own transaction.
+    mark: Option<Arc<KeyMark>>,
 }
 
 /// A version a conditional change expects its cart at (an entity tag of `If-Match`).
@@ -172,6 +175,7 @@ impl Cart {
                 tax: None,
                 shipping: None,
                 expect: None,
+                mark: None,
             }),
         }
     }
@@ -285,6 +289,19 @@ impl Cart {
     #[cfg(feature = "http")]
     pub(crate) fn expect(&mut self, tags: Vec<Expected>) {
         self.lock().expect = Some(tags);
+    }
+
+    /// Makes this value's changes under an idempotency key (`Idempotency-Key`): each
+    /// locked write marks it applied in its own transaction, and an `add` runs as a locked
+    /// write.
+    #[cfg(feature = "http")]
+    pub(crate) fn under_key(&mut self, mark: Arc<KeyMark>) {
+        self.lock().mark = Some(mark);
+    }
+
+    /// The idempotency key of this value's changes, if any.
+    pub(super) fn key_mark(&self) -> Option<Arc<KeyMark>> {
+        self.lock().mark.clone()
     }
 
     /// The condition on this value's changes, if any.

@@ -99,7 +99,7 @@ impl Cart {
             Some(m) if m < max => rule.above(&line.product).unwrap_or(exceeds(max)),
             _ => exceeds(max),
         };
-        if self.condition().is_some() {
+        if self.condition().is_some() || self.key_mark().is_some() {
             return self.add_locked(line, limits, exceeded).await;
         }
         for attempt in 1..=WRITE_ATTEMPTS {
@@ -157,8 +157,9 @@ impl Cart {
         Err(CartError::CheckedOut)
     }
 
-    /// A conditional add ([`Cart::if_version`]): the add as a locked change, so the version
-    /// is checked under the cart's lock in the transaction that writes the line. The same
+    /// A conditional add ([`Cart::if_version`]) or one under an idempotency key: the add
+    /// as a locked change, so the version is checked (and the key marked) under the cart's
+    /// lock in the transaction that writes the line. The same
     /// refusals as the one-statement add: checked out, frozen, past the line's maximum
     /// (`exceeded`), a new line in a full cart.
     async fn add_locked(

@@ -152,7 +152,8 @@ impl Carts {
     /// by last activity): open carts only unless `include_checked_out`. Deletes in batches
     /// of `batch` rows, each its own short statement, so a large table is never locked for
     /// long; `progress` hears the running total after each batch. With `dry_run` nothing is
-    /// deleted and the number that would be is returned.
+    /// deleted and the number that would be is returned. Without it, the expired
+    /// idempotency keys go too ([`clean_idempotency_keys`](Self::clean_idempotency_keys)).
     pub async fn clean(
         &self,
         days: u32,
@@ -166,6 +167,7 @@ impl Carts {
         if dry_run {
             return backend.count_stale(cutoff, include_checked_out).await;
         }
+        let key_batch = batch;
         let batch = i64::from(batch.max(1));
         let mut total = 0;
         loop {
@@ -178,6 +180,27 @@ impl Carts {
             total += n;
             progress(total);
             if n < batch as u64 {
+                break;
+            }
+        }
+        self.clean_idempotency_keys(key_batch).await?;
+        Ok(total)
+    }
+
+    /// Deletes the idempotency keys of the HTTP routes (`Idempotency-Key`) whose time is
+    /// up ([`CartRouter::idempotency_ttl`](crate::CartRouter::idempotency_ttl), 24 hours by
+    /// default), in batches of `batch` rows, each its own short statement; returns how
+    /// many. [`clean`](Self::clean) calls it too (`cart clean` reports it). A key that
+    /// expired and was not deleted yet is already forgotten: its repeat runs again.
+    pub async fn clean_idempotency_keys(&self, batch: u32) -> Result<u64, CartError> {
+        let batch = i64::from(batch.max(1));
+        let backend = &self.inner.store.backend;
+        let now = crate::store::now_epoch();
+        let mut total: u64 = 0;
+        loop {
+            let n = backend.delete_expired_keys(now, batch).await?;
+            total = total.saturating_add(n);
+            if n < batch.unsigned_abs() {
                 return Ok(total);
             }
         }

@@ -66,7 +66,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
 /// The largest body axum reads for this request: its
 /// [`DefaultBodyLimit`](axum::extract::DefaultBodyLimit), or axum's default; `None` when
 /// the limit is disabled. Read the way axum applies it, on a body of unknown length.
-fn limit_in_force(req: &mut Request) -> Option<u64> {
+pub(crate) fn limit_in_force(req: &mut Request) -> Option<u64> {
     // An empty stream: a body that does not say how long it is.
     let mut probe = Request::new(Body::from_stream(Body::empty().into_data_stream()));
     std::mem::swap(probe.extensions_mut(), req.extensions_mut());

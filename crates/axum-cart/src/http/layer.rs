@@ -237,6 +237,7 @@ where
                 timeout: self.layer.session_timeout,
                 identity,
             })),
+            key: None,
         });
         let req = Request::from_parts(parts, body);
 
@@ -260,12 +261,19 @@ where
 pub(crate) struct CartContext {
     pub(crate) carts: Carts,
     pub(crate) session: RequestSession,
+    /// The request's `Idempotency-Key`, once the idempotency layer reserved it.
+    pub(crate) key: Option<crate::http::router::KeyUse>,
 }
 
 impl CartContext {
-    /// The visitor's cart (no query: the row is read when first needed).
+    /// The visitor's cart (no query: the row is read when first needed), its changes made
+    /// under the request's idempotency key, if it has one.
     pub(crate) async fn open(&self) -> Result<Cart, CartError> {
-        self.carts.open(self.session.clone()).await
+        let mut cart = self.carts.open(self.session.clone()).await?;
+        if let Some(key) = &self.key {
+            cart.under_key(key.mark.clone());
+        }
+        Ok(cart)
     }
 
     /// The cart page's path: the configured URL without its trailing slash.

@@ -28,5 +28,8 @@ pub use extract::CartRejection;
 pub use filters::CartBadge;
 pub use layer::{CartLayer, CartService};
 pub use respond::{http_status, ErrorResponse};
-pub use router::{cart_router, CartDetails, CartItem, CartRouter, CartWarning};
+pub use router::{
+    cart_router, CartDetails, CartItem, CartRouter, CartWarning, IdempotencyLayer,
+    IdempotencyService,
+};
 pub use same_site::{SameSiteLayer, SameSiteService};

@@ -41,6 +41,7 @@ pub fn http_status(err: &CartError) -> StatusCode {
         CartError::InsufficientStock { .. }
         | CartError::CheckedOut
         | CartError::CartFrozen
+        | CartError::IdempotencyKeyInFlight
         | CartError::PricesChanged(_)
         | CartError::ProductUnavailable(_) => StatusCode::CONFLICT,
         CartError::InvalidDiscount(_)
@@ -222,6 +223,7 @@ impl IntoResponse for ErrorResponse {
             }
         };
         no_store(&mut res);
+        res.extensions_mut().insert(ProblemCode(code));
         let retry_after = match (retry_after, status) {
             (Some(secs), _) => Some(secs),
             (None, StatusCode::SERVICE_UNAVAILABLE) => Some(RETRY_AFTER_SECS),
@@ -234,6 +236,10 @@ impl IntoResponse for ErrorResponse {
         res
     }
 }
+
+/// The code of an error answer, left in its extensions for the layers it passes through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProblemCode(pub(crate) &'static str);
 
 /// The media type of a problem answer (RFC 9457).
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
@@ -296,7 +302,10 @@ impl From<CartError> for Problem {
         } else {
             err.to_string()
         };
-        let problem = Problem::new(status, err.code(), message);
+        let mut problem = Problem::new(status, err.code(), message);
+        if let CartError::IdempotencyKeyInFlight = err {
+            problem.retry_after = Some(1);
+        }
         // The lists a client shows next to the message.
         let list = match &err {
             CartError::PricesChanged(changes) => {

@@ -166,6 +166,7 @@ impl<D: Dialect> Backend for SqlBackend<D> {
             target,
             others,
             lock_discount,
+            mark,
         } = request;
         // Rows are locked in one order everywhere (the target, the others by id, then the
         // discount) so concurrent writes queue instead of deadlocking. SQLite's
@@ -206,6 +207,10 @@ impl<D: Dialect> Backend for SqlBackend<D> {
             .bind(target.get())
             .run(&mut tx)
             .await?;
+        }
+        if let Some(mark) = mark {
+            // The key's change and its mark commit together, or neither does.
+            super::keys::mark_applied::<D>(&mut tx, mark).await?;
         }
         tx.commit().await?;
         Ok(WriteOutcome::Written)

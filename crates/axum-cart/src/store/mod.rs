@@ -13,6 +13,7 @@
 mod common;
 mod decode;
 mod driver;
+mod keys;
 mod locked;
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -32,6 +33,10 @@ use sqlx::migrate::Migrator;
 
 use crate::discount::from_epoch;
 use crate::{CartError, CartId, Discount, DiscountRefusal, Line, LineKey};
+
+pub(crate) use keys::{KeyMark, Keys};
+#[cfg(feature = "http")]
+pub(crate) use keys::{KeyRequest, Reservation, StoredAnswer};
 
 /// The database holding the carts: SQLite (embedded default), PostgreSQL or MySQL/MariaDB.
 ///
@@ -291,6 +296,8 @@ pub(crate) struct WriteRequest<'a> {
     pub others: &'a [CartId],
     /// Lock the discount of the target too.
     pub lock_discount: bool,
+    /// The idempotency key the change is made under: marked applied before the commit.
+    pub mark: Option<&'a KeyMark>,
 }
 
 /// What the facade decides, given the locked carts.
@@ -307,9 +314,10 @@ pub(crate) enum WriteOutcome {
     Gone(CartId),
 }
 
-/// The operations every backend implements, each with its own SQL.
+/// The operations every backend implements, each with its own SQL (the idempotency keys'
+/// in `keys.rs`).
 #[async_trait]
-pub(crate) trait Backend: Send + Sync + 'static {
+pub(crate) trait Backend: Keys + Send + Sync + 'static {
     fn name(&self) -> &'static str;
     async fn migrate(&self) -> Result<(), CartError>;
     /// The cart with its discount and lines, in one statement.

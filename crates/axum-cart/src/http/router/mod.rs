@@ -20,12 +20,15 @@ use crate::{BoxError, Cart};
 mod actions;
 mod conditional;
 mod details;
+mod idempotency;
 mod limit;
 mod lines;
 mod openapi;
 mod page;
 
 pub use details::{CartDetails, CartItem, CartWarning};
+pub(crate) use idempotency::KeyUse;
+pub use idempotency::{IdempotencyLayer, IdempotencyService};
 
 type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + Sync>;
 
@@ -52,7 +55,9 @@ type TemplateFn = Arc<dyn Fn(&CartDetails) -> Result<String, BoxError> + Send + 
 /// (`Accept: application/json`) with the cart as JSON. Errors are an
 /// [`ErrorResponse`](crate::ErrorResponse): an RFC 9457 problem (`application/problem+json`)
 /// or a small HTML page, with the status of [`http_status`](crate::http_status). Discount
-/// code attempts are rate limited ([`CartRouter::discount_attempts`]). The contract is the
+/// code attempts are rate limited ([`CartRouter::discount_attempts`]). Every change takes an
+/// `Idempotency-Key` ([`IdempotencyLayer`], [`CartRouter::idempotency_ttl`]): a repeat gets
+/// the stored answer with `Idempotent-Replayed: true` and changes nothing. The contract is the
 /// OpenAPI document the routes serve, explained in `docs/HTTP.md`.
 ///
 /// The routes need a [`CartLayer`](crate::CartLayer) and a catalogue
@@ -88,6 +93,7 @@ pub struct CartRouter {
     body_limit: usize,
     same_site: crate::SameSiteLayer,
     limits: limit::DiscountLimits,
+    idempotency: crate::IdempotencyLayer,
     document: openapi::Document,
 }
 
@@ -104,6 +110,7 @@ impl fmt::Debug for CartRouter {
             .field("body_limit", &self.body_limit)
             .field("same_site", &self.same_site)
             .field("discount_attempts", &self.limits)
+            .field("idempotency", &self.idempotency)
             .finish()
     }
 }
@@ -119,6 +126,7 @@ impl CartRouter {
             body_limit: Self::DEFAULT_BODY_LIMIT,
             same_site: crate::SameSiteLayer::new(),
             limits: limit::DiscountLimits::default(),
+            idempotency: crate::IdempotencyLayer::new(),
             document: openapi::Document::default(),
         }
     }
@@ -198,6 +206,24 @@ impl CartRouter {
         self
     }
 
+    /// How long the answer to a request with an `Idempotency-Key` is kept for its repeats:
+    /// default [`IdempotencyLayer::DEFAULT_TTL`](crate::IdempotencyLayer::DEFAULT_TTL), 24
+    /// hours. The keys of every change route are scoped to the visitor; a repeat within
+    /// this time gets the stored answer with `Idempotent-Replayed: true` and changes
+    /// nothing. Expired keys are forgotten at once and deleted by
+    /// [`Carts::clean`](crate::Carts::clean) (`cart clean`). See `docs/HTTP.md`.
+    ///
+    /// ```
+    /// use axum_cart::CartRouter;
+    /// let routes: axum::Router = CartRouter::new()
+    ///     .idempotency_ttl(time::Duration::hours(1))
+    ///     .build();
+    /// ```
+    pub fn idempotency_ttl(mut self, ttl: time::Duration) -> Self {
+        self.idempotency = self.idempotency.ttl(ttl);
+        self
+    }
+
     /// The largest request body read, the routes' [`DefaultBodyLimit`] (default
     /// [`DEFAULT_BODY_LIMIT`](Self::DEFAULT_BODY_LIMIT)); larger ones get 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
@@ -214,12 +240,15 @@ impl CartRouter {
     {
         let same_site = self.same_site;
         let body_limit = DefaultBodyLimit::max(self.body_limit);
+        let idempotency = self.idempotency.clone();
         let (router, doc) = routes().split_for_parts();
         let settings = CartRouter {
             document: openapi::Document::new(&doc),
             ..self
         };
         router
+            // Inside the body limit (which it reads the body within), on the routes only.
+            .route_layer(idempotency)
             .layer(body_limit)
             .with_state(Arc::new(settings))
             // Before anything is read: a forged request from another site changes nothing.
@@ -305,11 +334,15 @@ impl CartRequest {
         }
     }
 
-    /// Opens the visitor's cart, makes a change, and answers like every change does.
+    /// Opens the visitor's cart, makes a change, and answers like every change does. The
+    /// repeat of a keyed request whose change was applied by a request that stopped before
+    /// it answered (`idempotency.rs`) makes no change: it answers with the cart as it is.
     async fn change(&self, change: impl AsyncFnOnce(&mut Cart) -> Result<(), Problem>) -> Answer {
         self.answer(async {
             let mut cart = self.open().await?;
-            change(&mut cart).await?;
+            if !self.ctx.key.as_ref().is_some_and(|k| k.recovering) {
+                change(&mut cart).await?;
+            }
             self.changed(&cart).await
         })
         .await

@@ -210,6 +210,12 @@ fn with_headers(name: &str, mut response: openapi::Response) -> openapi::Respons
             header("Seconds to wait before trying again"),
         );
     }
+    if name == "Conflict" {
+        response.headers.insert(
+            "retry-after".to_owned(),
+            header("On `idempotency_key_in_flight`: seconds to wait before repeating"),
+        );
+    }
     if name == "TooManyRequests" {
         for (key, description) in [
             (
@@ -244,13 +250,15 @@ problem_responses! {
     BadRequest => "Malformed input: a bad quantity, options the product does not take, a \
         quantity outside the product's rule, a body that does not parse (`invalid_json`, \
         `invalid_form`), a discount code that is not a string, an `If-Match` that is not a \
-        list of entity tags (`invalid_precondition`).",
+        list of entity tags (`invalid_precondition`), an `Idempotency-Key` that is not 1 to \
+        255 visible ASCII characters (`invalid_idempotency_key`).",
     Forbidden => "A browser's cross-site request (`cross_site_request`).",
     NotFound => "An unknown product (`product_not_found`) or a line not in the cart \
         (`item_does_not_exist`).",
     Conflict => "The change conflicts with the cart's state: not enough stock, a frozen or \
-        checked-out cart, changed prices, a product gone. The JSON problem carries the \
-        current cart as `cart`.",
+        checked-out cart, changed prices, a product gone; or a request with the same \
+        `Idempotency-Key` is still running (`idempotency_key_in_flight`, with \
+        `Retry-After`). The JSON problem carries the current cart as `cart`.",
     PreconditionFailed => "`If-Match` names another version of the cart than its current \
         one (`version_mismatch`): nothing changed. The JSON problem carries the current \
         cart as `cart`.",
@@ -258,7 +266,8 @@ problem_responses! {
     UnsupportedMediaType => "A body that is neither a form nor JSON \
         (`unsupported_media_type`).",
     Unprocessable => "Refused as it stands: an invalid discount code, an empty cart, the \
-        minimum order not met, too many lines.",
+        minimum order not met, too many lines; or an `Idempotency-Key` already used for \
+        another request (`idempotency_key_reused`).",
     TooManyRequests => "Too many discount code attempts (`too_many_attempts`); \
         `Retry-After` says when to try again.",
     ServerError => "A failure of the server or of one of the app's plug-ins.",
@@ -281,6 +290,7 @@ impl<'s> utoipa::ToResponse<'s> for SeeOther {
                 openapi::ResponseBuilder::new()
                     .description("Done; an HTML client is sent back to the cart page.")
                     .header("location", location)
+                    .header("idempotent-replayed", replayed())
                     .build(),
             ),
         )
@@ -304,6 +314,20 @@ impl<'s> utoipa::ToResponse<'s> for NotModified {
     }
 }
 
+/// `Idempotent-Replayed: true` on the stored answer of an `Idempotency-Key` given again.
+fn replayed() -> openapi::Header {
+    openapi::HeaderBuilder::new()
+        .schema(
+            openapi::ObjectBuilder::new()
+                .schema_type(openapi::Type::String)
+                .enum_values(Some(["true"])),
+        )
+        .description(Some(
+            "`true` on the stored answer of an `Idempotency-Key` given again: nothing changed",
+        ))
+        .build()
+}
+
 fn etag() -> openapi::Header {
     openapi::HeaderBuilder::new()
         .schema(openapi::ObjectBuilder::new().schema_type(openapi::Type::String))
@@ -314,13 +338,14 @@ fn etag() -> openapi::Header {
 }
 
 /// What every change route (`POST`) shares, added here rather than on each handler: an
-/// optional `If-Match` header; the cart as JSON (200, with its `ETag`) unless the handler
+/// optional `If-Match` and `Idempotency-Key` headers; the cart as JSON (200, with its `ETag`
+/// and, on a replay, `Idempotent-Replayed`) unless the handler
 /// says otherwise; 303 for HTML clients; and the errors any change can meet (a malformed
 /// body, a cross-site request, a conflict with the cart's state, a stale `If-Match`, a body
 /// too large or of another type, server failures). A handler's attribute lists only what
-/// is its own (404, 422, 429).
+/// is its own (404, 422, 429); a 422 is shared too (a reused `Idempotency-Key`).
 pub(super) fn change_route(paths: &mut openapi::path::Paths) {
-    const SHARED: [(&str, &str); 9] = [
+    const SHARED: [(&str, &str); 10] = [
         ("303", "SeeOther"),
         ("400", "BadRequest"),
         ("403", "Forbidden"),
@@ -328,6 +353,7 @@ pub(super) fn change_route(paths: &mut openapi::path::Paths) {
         ("412", "PreconditionFailed"),
         ("413", "PayloadTooLarge"),
         ("415", "UnsupportedMediaType"),
+        ("422", "Unprocessable"),
         ("500", "ServerError"),
         ("503", "Unavailable"),
     ];
@@ -347,7 +373,26 @@ pub(super) fn change_route(paths: &mut openapi::path::Paths) {
                 openapi::ObjectBuilder::new().schema_type(openapi::Type::String),
             ))
             .build();
-        op.parameters.get_or_insert_with(Vec::new).push(if_match);
+        let idempotency_key = openapi::path::ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(openapi::path::ParameterIn::Header)
+            .required(openapi::Required::False)
+            .description(Some(
+                "1 to 255 visible ASCII characters naming this request: a repeat of the same \
+                 request (method, path, body) with the key gets the stored answer again, with \
+                 `Idempotent-Replayed: true`, and changes nothing",
+            ))
+            .schema(Some(
+                openapi::ObjectBuilder::new()
+                    .schema_type(openapi::Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some("^[!-~]+$")),
+            ))
+            .build();
+        let parameters = op.parameters.get_or_insert_with(Vec::new);
+        parameters.push(if_match);
+        parameters.push(idempotency_key);
         let responses = &mut op.responses.responses;
         let ok = responses.entry("200".to_owned()).or_insert_with(|| {
             RefOr::T(
@@ -364,6 +409,8 @@ pub(super) fn change_route(paths: &mut openapi::path::Paths) {
         });
         if let RefOr::T(ok) = ok {
             ok.headers.insert("etag".to_owned(), etag());
+            ok.headers
+                .insert("idempotent-replayed".to_owned(), replayed());
         }
         for (status, name) in SHARED {
             responses
