@@ -53,8 +53,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_cart::{
-    admin_router, filters, Cart, CartBadge, CartDetails, CartError, CartLayer, CartRouter, Carts,
-    AmqpSink, IdempotencyLayer, MergeStrategy, NatsSink, NewDiscount, Order, Relay,
+    admin_router, filters, AmqpSink, Cart, CartBadge, CartDetails, CartError, CartLayer,
+    CartRouter, Carts, IdempotencyLayer, MergeStrategy, NatsSink, NewDiscount, Order, Relay,
     SameSiteLayer, WebhookSink,
 };
 use axum_login::AuthManager;

@@ -362,6 +362,8 @@ fn check(sink: &str, outbox: &[(String, Value)], got: &[(String, Value)]) -> (us
 struct Tally {
     acked: usize,
     sent: usize,
+    /// Answers replayed from their key (a change that had committed before the kill).
+    replayed: usize,
 }
 
 /// Visitor `i`'s change number `n`: adds of its own product (book `i + 1`), every fifth a
@@ -378,8 +380,9 @@ fn change(i: usize, n: usize) -> (String, Option<String>) {
     }
 }
 
-/// Visitors `0..CARTS` send their changes `from..CHANGES` to `addr` until each is done or
-/// the shop stops answering.
+/// Visitors `0..CARTS` send their changes to `addr` until each is done or the shop stops
+/// answering. Each change carries its own `Idempotency-Key`, so the one a kill cut off is
+/// sent again after the restart and committed exactly once, whether or not it had been.
 async fn storm(
     addr: SocketAddr,
     visitors: Vec<(Client, Tally)>,
@@ -389,11 +392,24 @@ async fn storm(
     for (i, (mut client, mut tally)) in visitors.into_iter().enumerate() {
         let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
-            while tally.sent < CHANGES {
-                let (path, form) = change(i, tally.sent);
+            while tally.acked < CHANGES {
+                let (path, form) = change(i, tally.acked);
+                let key = format!("visitor-{i}-change-{}", tally.acked);
                 tally.sent += 1;
-                match client.post_json(addr, &path, form.as_deref()).await {
+                let keyed = [("Idempotency-Key", key.as_str())];
+                match client
+                    .send_with(addr, "POST", &path, true, form.as_deref(), &keyed)
+                    .await
+                {
+                    // The first try of this key may still hold it (a kill cut it off before
+                    // it committed): wait as the answer says, then send it again.
+                    Ok(res) if res.status == 409 && res.header("retry-after").is_some() => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                     Ok(res) if res.status == 200 => {
+                        if res.header("idempotent-replayed").is_some() {
+                            tally.replayed += 1;
+                        }
                         tally.acked += 1;
                         acked.fetch_add(1, Ordering::SeqCst);
                     }
@@ -442,7 +458,7 @@ async fn kill_mid_stream_then_restart(test: &str, database_url: &str) {
     shop.kill();
     let at_kill = acked.load(Ordering::SeqCst);
     let visitors = running.await.unwrap();
-    let cut_off = visitors.iter().filter(|(_, t)| t.sent < CHANGES).count();
+    let cut_off = visitors.iter().filter(|(_, t)| t.acked < CHANGES).count();
 
     // Restart on the same address; the visitors (same cookies) send the rest.
     let shop = ShopProcess::start_on(test, port, &env).await;
@@ -467,9 +483,10 @@ async fn kill_mid_stream_then_restart(test: &str, database_url: &str) {
             .or_default()
             .push(b["version"].as_i64().unwrap());
     }
-    let mut acked_total = 0;
+    let (mut acked_total, mut replayed) = (0, 0);
     for (i, (mut client, tally)) in visitors.into_iter().enumerate() {
         acked_total += tally.acked;
+        replayed += tally.replayed;
         let cart = client.get_json(shop.addr, "/cart").await.unwrap().json();
         let v = cart["version"].as_i64().unwrap();
         let mine = versions.remove(&i).unwrap_or_default();
@@ -478,13 +495,16 @@ async fn kill_mid_stream_then_restart(test: &str, database_url: &str) {
             (1..=v).collect::<Vec<_>>(),
             "{test}: visitor {i}'s events"
         );
-        assert!(
-            usize::try_from(v).unwrap() >= tally.acked,
-            "{test}: visitor {i}: {v} changes committed, {} acknowledged",
-            tally.acked
-        );
+        // Every change acknowledged, each committed exactly once (the retried ones too).
+        assert_eq!(tally.acked, CHANGES, "{test}: visitor {i}");
+        assert_eq!(v, CHANGES as i64, "{test}: visitor {i}: changes committed");
     }
     assert!(versions.is_empty(), "no events of carts nobody made");
+    assert_eq!(
+        outbox.len(),
+        CARTS * CHANGES,
+        "{test}: one event per change"
+    );
 
     let ours: HashSet<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
     let at_nats = nats_messages(&nats, since, &ours).await;
@@ -506,8 +526,9 @@ async fn kill_mid_stream_then_restart(test: &str, database_url: &str) {
     let refused = hits.len() - accepted.len();
     eprintln!(
         "{test}: {CARTS} carts x {CHANGES} changes over HTTP; SIGKILL after {at_kill} \
-         acknowledged ({cut_off} visitors cut off), restart; {acked_total} acknowledged in all, \
-         {} events produced; delivered: NATS {n_nats} ({dup_nats} duplicates), RabbitMQ \
+         acknowledged ({cut_off} visitors cut off, their change sent again with its key after \
+         the restart: {replayed} of those answered from the key); {acked_total} acknowledged \
+         in all, {} events produced; delivered: NATS {n_nats} ({dup_nats} duplicates), RabbitMQ \
          {n_rabbit} ({dup_rabbit} duplicates), webhook {n_hook} ({dup_hook} duplicates, \
          {refused} requests refused with 500, every signature valid); lost 0",
         outbox.len()

@@ -221,7 +221,9 @@ impl<D: Dialect> Keys for SqlBackend<D> {
             if state != RUNNING && state != APPLIED {
                 return Err(corrupt("an unknown state"));
             }
-            if row.int(3)? > now.saturating_sub(req.takeover) {
+            // An applied change committed: nothing can apply it again, so a repeat recovers
+            // at once. A running one may still be working: it is waited out.
+            if state == RUNNING && row.int(3)? > now.saturating_sub(req.takeover) {
                 return Ok(Reservation::InFlight);
             }
             // The request holding it stopped: take it over.

@@ -192,6 +192,19 @@ impl Client {
         json: bool,
         form: Option<&str>,
     ) -> std::io::Result<Response> {
+        self.send_with(addr, method, path, json, form, &[]).await
+    }
+
+    /// [`send`](Self::send) with more headers.
+    pub async fn send_with(
+        &mut self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        json: bool,
+        form: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> std::io::Result<Response> {
         let jar: Vec<String> = self
             .cookies
             .iter()
@@ -208,6 +221,7 @@ impl Client {
         if form.is_some() {
             headers.push(("Content-Type", "application/x-www-form-urlencoded"));
         }
+        headers.extend_from_slice(extra);
         let res = request(addr, method, path, &headers, form.unwrap_or("")).await?;
         self.absorb(&res);
         Ok(res)

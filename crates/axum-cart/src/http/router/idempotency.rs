@@ -7,9 +7,9 @@
 //! (a SHA-256 fingerprint). The flow is Brandur Leach's "recovery points":
 //!
 //! 1. **Reserve**: the key is inserted as `running`. Already there: another request's
-//!    fingerprint is 422 `idempotency_key_reused`; `running` (or `applied`) and recent is
-//!    409 `idempotency_key_in_flight` with `Retry-After: 1`; `complete` is the stored
-//!    answer again, with `Idempotent-Replayed: true`.
+//!    fingerprint is 422 `idempotency_key_reused`; `running` and recent is 409
+//!    `idempotency_key_in_flight` with `Retry-After: 1`; `complete` is the stored answer
+//!    again, with `Idempotent-Replayed: true`.
 //! 2. **Run**: the route runs with the key on its cart ([`Cart::under_key`]): every cart
 //!    write marks the key `applied` in the write's own transaction, so the change and the
 //!    mark commit together or not at all (an `add` runs as a locked write for this).
@@ -17,10 +17,10 @@
 //!    key `complete`, kept for the TTL (default 24 hours). A 5xx or a 429 is not stored:
 //!    a key under which nothing was applied is removed, so a retry runs again.
 //!
-//! A request that stopped (the process died) leaves its key `running` or `applied`. After
-//! [`TAKEOVER_SECS`], a repeat takes it over: `running` (nothing was applied) runs again;
-//! `applied` (the change committed, the answer was never stored) must not change anything
-//! again: the route answers with the cart as it now is, in its usual success shape, with
+//! A request that stopped (the process died) leaves its key `running` or `applied`. A
+//! `running` key (nothing was applied) is taken over by a repeat after [`TAKEOVER_SECS`],
+//! and runs again; an `applied` one (the change committed, the answer was not stored yet)
+//! at once, since nothing may change again: the route answers with the cart as it now is, in its usual success shape, with
 //! `Idempotent-Replayed: true`, and that answer is stored. A request whose key was taken
 //! over from under it cannot commit its change any more (its mark matches nothing).
 //!
