@@ -70,6 +70,7 @@ struct Server {
     gate: Arc<Semaphore>,
     failing: Arc<AtomicBool>,
     orders: Arc<std::sync::Mutex<Vec<Order>>>,
+    relay: axum_cart::Relay,
 }
 
 impl Server {
@@ -98,16 +99,15 @@ impl Server {
         let carts = h.builder().catalog(catalog).build();
         let orders = Arc::new(std::sync::Mutex::new(Vec::new()));
         let placed = orders.clone();
-        let app = router
-            .on_checkout(move |order: Order| {
-                let placed = placed.clone();
-                async move {
-                    placed.lock().map_err(|_| "poisoned")?.push(order);
-                    Ok(())
-                }
-            })
-            .build()
-            .layer(common::problems_checked());
+        // The order hook runs from the outbox's orders lane, through a relay.
+        let relay = axum_cart::Relay::new(&carts).on_checkout(move |order: Order| {
+            let placed = placed.clone();
+            async move {
+                placed.lock().map_err(|_| "poisoned")?.push(order);
+                Ok(())
+            }
+        });
+        let app = router.build().layer(common::problems_checked());
         let layer = CartLayer::new(carts.clone());
         let app = match signed {
             #[cfg(feature = "signed-cookie")]
@@ -131,6 +131,7 @@ impl Server {
             gate,
             failing,
             orders,
+            relay,
         }
     }
 }
@@ -737,11 +738,18 @@ async fn a_keyed_checkout_places_one_order(h: Harness) {
         .await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.json()["checked_out"], true);
+    let report = server.relay.run_once().await.expect("a relay round");
+    assert_eq!(report.orders, 1, "{report:?}");
     let again = visitor
         .post(addr, "/cart/checkout", Some("pay-1"), "{}")
         .await;
     assert!(again.replayed());
     assert_eq!(again.body, first.body);
+    let report = server.relay.run_once().await.expect("a relay round");
+    assert_eq!(
+        report.orders, 0,
+        "the replay wrote no second order: {report:?}"
+    );
     assert_eq!(server.orders.lock().unwrap().len(), 1, "the hook ran once");
     // A key used for the checkout cannot add to the next cart.
     let reused = visitor.post(addr, ADD, Some("pay-1"), "{}").await;

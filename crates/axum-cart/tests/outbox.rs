@@ -59,7 +59,7 @@ impl Recording {
     }
 
     fn bodies(&self) -> Vec<Value> {
-        self.events().iter().map(|e| body(e)).collect()
+        self.events().iter().map(body).collect()
     }
 }
 

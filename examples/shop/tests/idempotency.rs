@@ -22,6 +22,7 @@ fn settings(database_url: &str) -> Settings {
         quantity_rules: false,
         discount_attempts: 10,
         seed_per_kind: 10,
+        events: shop::EventSettings::default(),
     }
 }
 
