@@ -687,6 +687,22 @@ async fn an_applied_change_whose_answer_was_lost_is_not_applied_again(h: Harness
     assert!(third.replayed());
     assert_eq!(third.body, again.body);
     assert_eq!(visitor.books(addr, 1).await, 1);
+
+    // A change that committed a moment ago is its request finishing (storing its answer):
+    // a double submit then is 409, not an answer of its own.
+    let second = visitor.post(addr, ADD, Some("just-now"), "{}").await;
+    assert_eq!(second.status, 200);
+    h.raw
+        .exec(&format!(
+            "UPDATE cart_idempotency SET state = 'applied', status = NULL, headers = NULL, \
+             body = NULL, locked_at = {} WHERE idem_key = 'just-now'",
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        ))
+        .await
+        .unwrap();
+    let double = visitor.post(addr, ADD, Some("just-now"), "{}").await;
+    double.problem(409, "idempotency_key_in_flight");
+    assert_eq!(visitor.books(addr, 1).await, 2, "{}", h.backend);
 }
 
 async fn a_stopped_request_that_applied_nothing_is_taken_over(h: Harness) {

@@ -27,6 +27,7 @@ backend_tests!(
     an_event_that_keeps_failing_is_parked_and_can_be_retried,
     two_relays_share_the_work_and_keep_each_carts_order,
     a_dead_relays_events_are_taken_over_after_its_lease,
+    a_result_after_another_relay_took_the_event_is_not_recorded,
     an_idle_cart_gets_one_abandoned_event,
     the_checkout_hook_runs_until_it_succeeds_once_per_cart,
     delivered_events_are_cleaned,
@@ -197,11 +198,19 @@ async fn every_change_writes_its_events_with_the_cart_as_it_left_it(h: Harness) 
         "{}",
         out["time"]
     );
-    // The guest cart's own event of the merge.
-    assert!(sink
+    // The guest cart's own events: its add (version 1), then the merge's `cleared`, the
+    // last step of its own versions, with its own (no) user, not the target's.
+    let guest: Vec<Value> = sink
         .bodies()
+        .into_iter()
+        .filter(|b| b["cart_id"] == guest_id.get())
+        .collect();
+    let seen: Vec<(&str, i64)> = guest
         .iter()
-        .any(|b| b["cart_id"] == guest_id.get() && b["type"] == "cleared"));
+        .map(|b| (b["type"].as_str().unwrap(), b["version"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(seen, [("item_added", 1), ("cleared", 2)], "{}", h.backend);
+    assert_eq!(guest[1]["user_id"], Value::Null, "{}", h.backend);
 }
 
 async fn a_refused_change_writes_no_event(h: Harness) {
@@ -331,16 +340,28 @@ async fn an_event_that_keeps_failing_is_parked_and_can_be_retried(h: Harness) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].attempts, 3);
     assert_eq!(listed[0].consumer, Consumer::Sinks);
-    // A parked event blocks nothing: the cart's next event goes out.
+    // A parked event holds its cart's next event back (the order per cart holds); another
+    // cart's events go out.
     cart.add(&p("book", 1), d("2.00"), 1).await.unwrap();
+    let mut other = carts.new_cart();
+    other.add(&p("book", 2), d("2.00"), 1).await.unwrap();
     sink.failures.store(0, Ordering::SeqCst);
     drain(&relay).await;
-    assert_eq!(sink.events().len(), 1, "the newer event");
-    // Retried by hand, it is delivered.
+    let got = sink.events();
+    assert_eq!(got.len(), 1, "{}: only the other cart's event", h.backend);
+    assert_eq!(Some(got[0].cart_id), other.id().await.unwrap());
+    // Retried by hand, it is delivered, and then the event it held back.
     assert_eq!(carts.retry_events(Some(&listed[0].id)).await.unwrap(), 1);
     assert_eq!(carts.retry_events(Some("no-such-event")).await.unwrap(), 0);
     drain(&relay).await;
-    assert_eq!(sink.events().len(), 2);
+    let cart_id = cart.id().await.unwrap();
+    let mine: Vec<i64> = sink
+        .events()
+        .iter()
+        .filter(|e| Some(e.cart_id) == cart_id)
+        .map(|e| body(e)["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(mine, vec![1, 2], "{}: in order", h.backend);
     assert_eq!(carts.event_counts().await.unwrap().parked, 0);
 }
 
@@ -413,7 +434,11 @@ async fn a_dead_relays_events_are_taken_over_after_its_lease(h: Harness) {
     let mut cart = carts.new_cart();
     cart.add(&p("book", 1), d("1.00"), 1).await.unwrap();
     // Leases count in whole seconds: a 3 s lease ends 2 to 3 s after the claim.
-    let dead = relay(&carts).sink(Hanging).lease(Duration::from_secs(3));
+    // (The lease is at least twice the delivery timeout.)
+    let dead = relay(&carts)
+        .sink(Hanging)
+        .delivery_timeout(Duration::from_millis(1500))
+        .lease(Duration::from_secs(3));
     let claimed = std::time::Instant::now();
     let task = tokio::spawn(async move { dead.run_once().await });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -429,6 +454,46 @@ async fn a_dead_relays_events_are_taken_over_after_its_lease(h: Harness) {
         h.backend
     );
     assert_eq!(sink.events().len(), 1);
+}
+
+/// A sink that answers once `gate` lets it.
+struct Gated(Arc<tokio::sync::Semaphore>);
+
+#[async_trait]
+impl EventSink for Gated {
+    fn name(&self) -> &str {
+        "rec"
+    }
+
+    async fn deliver(&self, _: &OutboxEvent) -> Result<(), BoxError> {
+        let _pass = self.0.acquire().await?;
+        Ok(())
+    }
+}
+
+async fn a_result_after_another_relay_took_the_event_is_not_recorded(h: Harness) {
+    let carts = h.carts();
+    let mut cart = carts.new_cart();
+    cart.add(&p("book", 1), d("1.00"), 1).await.unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = relay(&carts).sink(Gated(gate.clone()));
+    let task = tokio::spawn(async move { slow.run_once().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // As if its lease had run out and another relay had taken the event meanwhile.
+    h.raw
+        .exec("UPDATE cart_outbox SET lease_until = lease_until + 1000")
+        .await
+        .unwrap();
+    gate.add_permits(1);
+    let report = task.await.unwrap().unwrap();
+    assert!(report.is_idle(), "{}: {report:?}", h.backend);
+    let counts = carts.event_counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.delivered),
+        (1, 0),
+        "{}: the other relay's claim stands",
+        h.backend
+    );
 }
 
 async fn an_idle_cart_gets_one_abandoned_event(h: Harness) {
@@ -521,6 +586,13 @@ async fn the_checkout_hook_runs_until_it_succeeds_once_per_cart(h: Harness) {
 
 async fn delivered_events_are_cleaned(h: Harness) {
     let carts = h.carts();
+    // One event that parks.
+    let mut lone = carts.new_cart();
+    lone.add(&p("book", 1), d("1.00"), 1).await.unwrap();
+    let failing = relay(&carts)
+        .sink(Recording::failing("rec", 1))
+        .max_attempts(1);
+    drain(&failing).await;
     let mut cart = carts.new_cart();
     for _ in 0..5 {
         cart.add(&p("book", 1), d("1.00"), 1).await.unwrap();
@@ -529,11 +601,9 @@ async fn delivered_events_are_cleaned(h: Harness) {
     placed.add(&p("book", 1), d("1.00"), 1).await.unwrap();
     placed.checkout().await.unwrap();
     // No hook: the checkout's row for one waits, untried.
-    let sink = Recording::failing("rec", 1);
-    let relay = relay(&carts).sink(sink.clone()).max_attempts(1);
-    drain(&relay).await; // one parks, the other six are delivered
+    drain(&relay(&carts).sink(Recording::named("rec"))).await;
     let counts = carts.event_counts().await.unwrap();
-    assert_eq!((counts.pending, counts.delivered, counts.parked), (1, 6, 1));
+    assert_eq!((counts.pending, counts.delivered, counts.parked), (1, 7, 1));
     assert_eq!(carts.clean_events(30, 2).await.unwrap(), 0, "all recent");
     h.raw
         .exec(
@@ -542,7 +612,8 @@ async fn delivered_events_are_cleaned(h: Harness) {
         )
         .await
         .unwrap();
-    assert_eq!(carts.clean_events(30, 2).await.unwrap(), 7, "{}", h.backend);
+    // The delivered ones, and the row no relay ever tried.
+    assert_eq!(carts.clean_events(30, 2).await.unwrap(), 8, "{}", h.backend);
     let counts = carts.event_counts().await.unwrap();
     assert_eq!(
         (counts.pending, counts.delivered, counts.parked),

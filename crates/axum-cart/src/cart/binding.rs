@@ -181,7 +181,7 @@ impl Cart {
                 if !writes.is_empty() {
                     let events = &decision.events;
                     let changes = &decision.price_changes;
-                    writes.extend(outbox_writes(&locked.target, &writes, events, changes));
+                    writes.extend(outbox_writes(locked, &writes, events, changes));
                 }
                 events = decision.events;
                 Ok(writes)
@@ -332,9 +332,11 @@ impl<T> Done<T> {
 }
 
 /// The outbox rows of a change's `events`, with what they need of the cart after `writes`:
-/// its user, its version (the change steps it once), its lines and its discount.
+/// its user, its version (the change steps it once), its lines and its discount. An event
+/// of a merge source (its `cleared`) gets the source's user and the version after its last
+/// one; the source is gone after the merge.
 fn outbox_writes(
-    target: &Snapshot,
+    locked: &Locked,
     writes: &[Write],
     events: &[CartEvent],
     price_changes: &[crate::prices::LinePriceChange],
@@ -342,6 +344,7 @@ fn outbox_writes(
     if events.is_empty() {
         return Vec::new();
     }
+    let target = &locked.target;
     let lines = after_writes(&target.lines, writes);
     let mut user = target.user_id.clone();
     for w in writes {
@@ -355,19 +358,38 @@ fn outbox_writes(
         let amount = d.amount(crate::types::subtotal(&lines));
         (d.code.as_str(), amount)
     });
-    let version = i64::try_from(target.version)
-        .ok()
-        .and_then(|v| v.checked_add(1));
+    let next = |s: &Snapshot| i64::try_from(s.version).ok().and_then(|v| v.checked_add(1));
     let cx = Context {
         user_id: user.as_deref(),
-        version,
+        version: next(target),
         lines: Some(&lines),
         discount,
         price_changes,
     };
     events
         .iter()
-        .map(|e| Write::Event(Box::new(record(e, cx))))
+        .map(|e| {
+            let source = if locked.others.is_empty() {
+                None
+            } else {
+                let cart = crate::outbox::cart_of(e);
+                locked
+                    .others
+                    .iter()
+                    .find(|o| o.id == cart && cart != target.id)
+            };
+            let cx = match source {
+                Some(s) => Context {
+                    user_id: s.user_id.as_deref(),
+                    version: next(s),
+                    lines: Some(&[][..]),
+                    discount: None,
+                    price_changes: &[],
+                },
+                None => cx,
+            };
+            Write::Event(Box::new(record(e, cx)))
+        })
         .collect()
 }
 

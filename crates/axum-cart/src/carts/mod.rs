@@ -207,9 +207,12 @@ impl Carts {
     }
 
     /// Deletes the outbox's events delivered more than `days` days ago (at least 1), in
-    /// batches of `batch` rows; pending and parked events stay, except the checkout hook's
-    /// rows older than that which no relay with a hook ever tried (an app that runs no
-    /// hook). Returns how many. `cart clean` runs it after the carts.
+    /// batches of `batch` rows. Parked events and events a relay has tried stay. Events
+    /// older than that which no relay ever tried are deleted too: an app that runs no relay
+    /// with sinks (or no relay with a checkout hook) would otherwise keep every change's
+    /// row. **A relay that was down for longer than `days` loses those**: run `cart clean`
+    /// with more days than a relay outage can last. Returns how many. `cart clean` runs it
+    /// after the carts.
     pub async fn clean_events(&self, days: u32, batch: u32) -> Result<u64, CartError> {
         let cutoff = crate::store::now_epoch() - i64::from(days.max(1)) * 86_400;
         let batch = i64::from(batch.max(1));

@@ -221,6 +221,11 @@ fn document(
     Value::Object(doc).to_string()
 }
 
+/// The cart `event` is about.
+pub(crate) fn cart_of(event: &CartEvent) -> CartId {
+    data(event, Context::default()).1
+}
+
 fn data(event: &CartEvent, cx: Context<'_>) -> (&'static str, CartId, Value) {
     let lines = cx.lines.unwrap_or_default();
     match event {

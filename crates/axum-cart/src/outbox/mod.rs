@@ -19,7 +19,7 @@ mod webhook;
 pub use amqp::AmqpSink;
 #[cfg(any(feature = "nats", feature = "amqp", feature = "webhook"))]
 pub use error::SinkError;
-pub(crate) use event::{abandoned, price_changes, record, Context, Lane, NewEvent};
+pub(crate) use event::{abandoned, cart_of, price_changes, record, Context, Lane, NewEvent};
 pub use event::{Consumer, DeliveryState, OutboxEvent};
 #[cfg(feature = "nats")]
 pub use nats::NatsSink;

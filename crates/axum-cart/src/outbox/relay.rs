@@ -26,7 +26,9 @@ type CheckoutHook =
 /// consumer dedupes on [`OutboxEvent::id`](crate::OutboxEvent::id). A failed delivery is
 /// retried with exponential backoff (1 s, 2 s, 4 s, … up to 10 minutes by default), only to
 /// the sinks that do not have the event yet; after [`max_attempts`](Self::max_attempts) it
-/// is parked (listed by the admin pages and `cart events`, retried from there).
+/// is parked (listed by the admin pages and `cart events`, retried from there). A parked
+/// event holds its cart's later events back until it is retried, so that the order per cart
+/// holds.
 ///
 /// Carts with lines and no change for a day (see [`abandoned_after`](Self::abandoned_after))
 /// get one `abandoned` event, for recovery emails.
@@ -96,11 +98,11 @@ impl RelayReport {
     }
 
     fn add(&mut self, other: RelayReport) {
-        self.delivered += other.delivered;
-        self.retrying += other.retrying;
-        self.parked += other.parked;
-        self.orders += other.orders;
-        self.abandoned += other.abandoned;
+        self.delivered = self.delivered.saturating_add(other.delivered);
+        self.retrying = self.retrying.saturating_add(other.retrying);
+        self.parked = self.parked.saturating_add(other.parked);
+        self.orders = self.orders.saturating_add(other.orders);
+        self.abandoned = self.abandoned.saturating_add(other.abandoned);
     }
 }
 
@@ -162,14 +164,18 @@ impl Relay {
     }
 
     /// How long a relay keeps the events it took before another relay may take them
-    /// (default 60 s; at least 1 s): after a relay dies, its events wait this long. A
-    /// round's deliveries run at once, each limited by the delivery timeout.
+    /// (default 60 s; at least twice the [delivery timeout](Self::delivery_timeout), raised
+    /// to that): after a relay dies, its events wait this long. A result that comes after
+    /// the lease ran out is not recorded (another relay has the event by then). Leases are
+    /// read on each relay's clock: keep the hosts' clocks in step (NTP) to well within it.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_secs(1));
         self
     }
 
-    /// How long one delivery to one sink may take before it counts as failed (default 10 s).
+    /// How long one delivery to one sink, or one run of the checkout hook, may take before
+    /// it counts as failed (default 10 s). The sinks of one event are sent to at once, and
+    /// the events of different carts too.
     pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -252,7 +258,10 @@ impl Relay {
 
     async fn round(&self, lane: Lane) -> Result<RelayReport, CartError> {
         let backend = self.carts.inner.store.backend.clone();
-        let lease = i64::try_from(self.lease.as_secs()).unwrap_or(60);
+        // A delivery (every sink at once, or the hook) takes at most the timeout: the lease
+        // outlasts it, so no other relay takes an event that is still being delivered.
+        let lease = self.lease.max(self.timeout.saturating_mul(2));
+        let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX);
         let batch = i64::try_from(self.batch).unwrap_or(64);
         let claimed = backend
             .claim_events(lane, now_epoch().saturating_add(lease), batch)
@@ -280,11 +289,12 @@ impl Relay {
                 // A sink panicked: its event's lease runs out and it is tried again.
                 continue;
             };
+            let mut counted = RelayReport::default();
             let delivery = match outcome {
                 Ok(done_sinks) => {
                     match lane {
-                        Lane::Events => report.delivered += 1,
-                        Lane::Orders => report.orders += 1,
+                        Lane::Events => counted.delivered = 1,
+                        Lane::Orders => counted.orders = 1,
                     }
                     Delivery::Delivered { done_sinks }
                 }
@@ -292,10 +302,10 @@ impl Relay {
                     let attempts = c.event.attempts.saturating_add(1);
                     let park = permanent || attempts >= self.max_attempts;
                     if park {
-                        report.parked += 1;
+                        counted.parked = 1;
                         tracing::warn!(event = %c.event.id, %error, "event parked");
                     } else {
-                        report.retrying += 1;
+                        counted.retrying = 1;
                         tracing::debug!(event = %c.event.id, %error, "delivery failed; retrying");
                     }
                     let wait = self.backoff(attempts);
@@ -307,7 +317,12 @@ impl Relay {
                     }
                 }
             };
-            backend.finish_event(c.row, &delivery).await?;
+            if backend.finish_event(&c, &delivery).await? {
+                report.add(counted);
+            } else {
+                // The lease ran out and another relay took the event: its result counts.
+                tracing::warn!(event = %c.event.id, "delivery outlasted its lease; not recorded");
+            }
         }
         Ok(report)
     }
@@ -335,20 +350,37 @@ struct Work {
 type Failure = (Vec<String>, String, bool);
 
 impl Work {
+    /// Every sink that does not have the event yet, all at once, each within the timeout.
     async fn to_sinks(&self, c: &Claimed) -> Result<Vec<String>, Failure> {
         let mut done = c.done_sinks.clone();
-        let mut errors = Vec::new();
+        let event = Arc::new(c.event.clone());
+        let mut deliveries = JoinSet::new();
         for sink in &self.sinks {
-            let name = sink.name();
-            if done.iter().any(|d| d == name) {
+            if done.iter().any(|d| d == sink.name()) {
                 continue;
             }
-            match tokio::time::timeout(self.timeout, sink.deliver(&c.event)).await {
-                Ok(Ok(())) => done.push(name.to_owned()),
-                Ok(Err(e)) => errors.push(format!("{name}: {}", error_chain(&*e))),
-                Err(_) => errors.push(format!("{name}: no answer within {:?}", self.timeout)),
+            let (sink, event, timeout) = (sink.clone(), event.clone(), self.timeout);
+            deliveries.spawn(async move {
+                let name = sink.name().to_owned();
+                let outcome = match tokio::time::timeout(timeout, sink.deliver(&event)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(error_chain(&*e)),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                };
+                (name, outcome)
+            });
+        }
+        let mut errors = Vec::new();
+        while let Some(joined) = deliveries.join_next().await {
+            match joined {
+                Ok((name, Ok(()))) => done.push(name),
+                Ok((name, Err(e))) => errors.push(format!("{name}: {e}")),
+                Err(e) => errors.push(format!("a sink panicked: {e}")),
             }
         }
+        // The sinks' order, whatever order they answered in.
+        done.sort_by_key(|d| self.sinks.iter().position(|s| s.name() == d));
+        errors.sort();
         if errors.is_empty() {
             Ok(done)
         } else {
@@ -371,9 +403,13 @@ impl Work {
             }
             Err(e) => return Err((Vec::new(), format!("reading the order: {e}"), false)),
         };
-        match hook(order).await {
-            Ok(()) => Ok(vec!["hook".to_owned()]),
-            Err(e) => Err((Vec::new(), format!("hook: {}", error_chain(&*e)), false)),
+        match tokio::time::timeout(self.timeout, hook(order)).await {
+            Ok(Ok(())) => Ok(vec!["hook".to_owned()]),
+            Ok(Err(e)) => Err((Vec::new(), format!("hook: {}", error_chain(&*e)), false)),
+            Err(_) => {
+                let late = format!("hook: no answer within {:?}", self.timeout);
+                Err((Vec::new(), late, false))
+            }
         }
     }
 }

@@ -225,8 +225,8 @@ impl<D: Dialect> Backend for SqlBackend<D> {
         outbox::claim(self, lane, lease_until, limit).await
     }
 
-    async fn finish_event(&self, row: i64, delivery: &Delivery) -> Result<(), CartError> {
-        outbox::finish(self, row, delivery).await
+    async fn finish_event(&self, claim: &Claimed, delivery: &Delivery) -> Result<bool, CartError> {
+        outbox::finish(self, claim, delivery).await
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<crate::OutboxEvent>, CartError> {

@@ -26,6 +26,10 @@ use crate::CartError;
 
 const RUNNING: &str = "running";
 const APPLIED: &str = "applied";
+/// Seconds after its change committed that an `applied` row is still taken as its request
+/// finishing (storing its answer, or a further write of the same request): a repeat then is
+/// 409. After them the request is taken as stopped, and a repeat recovers the answer.
+const APPLIED_GRACE_SECS: i64 = 10;
 const COMPLETE: &str = "complete";
 
 /// The key of one request: whose, which, and what request it names.
@@ -135,9 +139,10 @@ pub(crate) async fn mark_applied<D: Dialect>(
         "'running'"
     };
     let done = Stmt::<D>::new(format!(
-        "UPDATE cart_idempotency SET state = '{APPLIED}' WHERE scope = ? AND idem_key = ? \
-         AND token = ? AND state IN ({states})"
+        "UPDATE cart_idempotency SET state = '{APPLIED}', locked_at = ? WHERE scope = ? \
+         AND idem_key = ? AND token = ? AND state IN ({states})"
     ))
+    .bind(now_epoch())
     .bind(mark.scope.as_str())
     .bind(mark.key.as_str())
     .bind(mark.token.as_str())
@@ -221,9 +226,16 @@ impl<D: Dialect> Keys for SqlBackend<D> {
             if state != RUNNING && state != APPLIED {
                 return Err(corrupt("an unknown state"));
             }
-            // An applied change committed: nothing can apply it again, so a repeat recovers
-            // at once. A running one may still be working: it is waited out.
-            if state == RUNNING && row.int(3)? > now.saturating_sub(req.takeover) {
+            // A running request may still be working: it is waited out. An applied change
+            // committed, so nothing can apply it again: once its request had the time to
+            // store its answer, a repeat recovers it (a request that gave its key up, or a
+            // stopped process, at most `APPLIED_GRACE_SECS` later).
+            let grace = if state == RUNNING {
+                req.takeover
+            } else {
+                APPLIED_GRACE_SECS
+            };
+            if row.int(3)? > now.saturating_sub(grace) {
                 return Ok(Reservation::InFlight);
             }
             // The request holding it stopped: take it over.

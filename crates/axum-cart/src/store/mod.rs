@@ -354,11 +354,12 @@ pub(crate) trait Backend: Keys + Send + Sync + 'static {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>, CartError>;
-    /// Records how a claimed event's delivery ended.
-    async fn finish_event(&self, row: i64, delivery: &Delivery) -> Result<(), CartError>;
+    /// Records how a claimed event's delivery ended, if the claim still holds its lease;
+    /// whether it did.
+    async fn finish_event(&self, claim: &Claimed, delivery: &Delivery) -> Result<bool, CartError>;
     /// The sinks' events, newest first.
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<crate::OutboxEvent>, CartError>;
-    /// Pending, delivered and parked events of the sinks' lane.
+    /// Pending, delivered and parked rows of the outbox, both lanes.
     async fn event_counts(&self) -> Result<[u64; 3], CartError>;
     /// Parked events (this one, or all) back to pending; how many rows.
     async fn retry_parked(&self, event_id: Option<&str>) -> Result<u64, CartError>;

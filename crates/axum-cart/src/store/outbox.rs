@@ -22,6 +22,8 @@ pub(crate) struct Claimed {
     pub event: OutboxEvent,
     /// The sinks that already have it.
     pub done_sinks: Vec<String>,
+    /// The lease this claim holds: the result is recorded only while it is still the row's.
+    pub lease_until: i64,
 }
 
 /// How one claimed event's delivery ended.
@@ -92,7 +94,7 @@ pub(crate) async fn claim<D: Dialect>(
         "SELECT {EVENT_COLUMNS} FROM cart_outbox o \
          WHERE o.lane = ? AND o.state = 0 AND o.next_attempt_at <= ? AND o.lease_until <= ? \
          AND NOT EXISTS (SELECT 1 FROM cart_outbox p WHERE p.cart_id = o.cart_id \
-         AND p.lane = o.lane AND p.state = 0 AND p.id < o.id) \
+         AND p.lane = o.lane AND p.state <> 1 AND p.id < o.id) \
          ORDER BY o.id LIMIT ?{}",
         D::SQL.skip_locked
     );
@@ -105,7 +107,7 @@ pub(crate) async fn claim<D: Dialect>(
         .await?;
     let claimed = rows
         .iter()
-        .map(decode_claimed)
+        .map(|r| decode_claimed(r).map(|c| Claimed { lease_until, ..c }))
         .collect::<Result<Vec<_>, _>>()?;
     if !claimed.is_empty() {
         let marks = vec!["?"; claimed.len()].join(", ");
@@ -122,25 +124,29 @@ pub(crate) async fn claim<D: Dialect>(
     Ok(claimed)
 }
 
-/// Records how a claimed event's delivery ended, ending its lease.
+/// Records how a claimed event's delivery ended, ending its lease: only while the claim's
+/// lease is still the row's (no other relay took the event after it ran out); whether it
+/// was.
 pub(crate) async fn finish<D: Dialect>(
     store: &SqlBackend<D>,
-    row: i64,
+    claim: &Claimed,
     delivery: &Delivery,
-) -> Result<(), CartError> {
+) -> Result<bool, CartError> {
     let now = now_epoch();
+    let (row, lease) = (claim.row, claim.lease_until);
     let mut conn = store.writer()?.acquire().await?;
-    match delivery {
+    let recorded = match delivery {
         Delivery::Delivered { done_sinks } => {
             Stmt::<D>::new(
                 "UPDATE cart_outbox SET state = 1, finished_at = ?, lease_until = 0, \
-                 done_sinks = ?, last_error = NULL WHERE id = ?",
+                 done_sinks = ?, last_error = NULL WHERE id = ? AND lease_until = ?",
             )
             .bind(now)
             .bind(sinks_text(done_sinks).as_str())
             .bind(row)
-            .run(&mut conn)
-            .await?;
+            .bind(lease)
+            .affected(&mut conn)
+            .await?
         }
         Delivery::Failed {
             done_sinks,
@@ -155,7 +161,8 @@ pub(crate) async fn finish<D: Dialect>(
             };
             Stmt::<D>::new(
                 "UPDATE cart_outbox SET attempts = attempts + 1, state = ?, next_attempt_at = ?, \
-                 lease_until = 0, done_sinks = ?, last_error = ?, finished_at = ? WHERE id = ?",
+                 lease_until = 0, done_sinks = ?, last_error = ?, finished_at = ? \
+                 WHERE id = ? AND lease_until = ?",
             )
             .bind(state.to_db())
             .bind(*retry_at)
@@ -163,11 +170,12 @@ pub(crate) async fn finish<D: Dialect>(
             .bind(truncated(error).as_str())
             .bind(park.then_some(now))
             .bind(row)
-            .run(&mut conn)
-            .await?;
+            .bind(lease)
+            .affected(&mut conn)
+            .await?
         }
-    }
-    Ok(())
+    };
+    Ok(recorded == 1)
 }
 
 /// The outbox's rows (both lanes), newest first.
@@ -239,16 +247,16 @@ pub(crate) async fn retry_parked<D: Dialect>(
         .await?)
 }
 
-/// Deletes up to `limit` rows finished before `cutoff`: delivered events, and the orders
-/// lane's rows created before it that no relay with a checkout hook ever tried (an app with
-/// no hook); how many.
+/// Deletes up to `limit` rows finished before `cutoff`: delivered events, and the rows
+/// created before it that no relay ever tried (an app with no sinks or no checkout hook);
+/// how many.
 pub(crate) async fn delete_delivered<D: Dialect>(
     store: &SqlBackend<D>,
     cutoff: i64,
     limit: i64,
 ) -> Result<u64, CartError> {
-    let condition = "(state = 1 AND finished_at < ?) OR (lane = 'orders' AND state = 0 \
-                     AND attempts = 0 AND created_at < ?)";
+    let condition = "(state = 1 AND finished_at < ?) OR (state = 0 AND attempts = 0 \
+                     AND created_at < ?)";
     let sql = if D::SQL.ordered_delete {
         format!("DELETE FROM cart_outbox WHERE ({condition}) ORDER BY id LIMIT ?")
     } else {
@@ -319,6 +327,7 @@ pub(crate) async fn abandon_idle<D: Dialect>(
 fn decode_claimed<R: RowExt>(r: &R) -> Result<Claimed, CartError> {
     let created = r.int(4)?;
     Ok(Claimed {
+        lease_until: 0,
         row: r.int(0)?,
         event: OutboxEvent {
             id: r.text(1)?,
