@@ -472,7 +472,8 @@ fn events_list_park_and_retry() {
     let (ok, _, _) = cart(&db, &["events", "--limit", "0"]);
     assert!(!ok, "--limit is 1 to 1000");
 
-    // A receiver that is not there, and one attempt: every event is parked.
+    // A receiver that is not there, and one attempt: each cart's first event is parked,
+    // and holds its cart's next one back (the order per cart holds).
     let url = format!("http://127.0.0.1:{}/hook", closed_port());
     let (ok, out, err) = cart(
         &db,
@@ -489,24 +490,28 @@ fn events_list_park_and_retry() {
     );
     assert!(ok, "{err}");
     assert!(
-        out.starts_with("Delivered 0 event(s) to webhook; 0 failed and will be retried, 3 parked;"),
+        out.starts_with("Delivered 0 event(s) to webhook; 0 failed and will be retried, 2 parked;"),
         "{out}"
     );
     assert!(
-        out.contains("Outbox: 0 pending, 0 delivered, 3 parked."),
+        out.contains("Outbox: 1 pending, 0 delivered, 2 parked."),
         "{out}"
     );
     let (ok, out, _) = cart(&db, &["events", "--state", "parked"]);
     assert!(ok);
     assert_eq!(
         out.lines().filter(|l| l.contains(" parked ")).count(),
-        3,
+        2,
         "{out}"
     );
     assert!(out.contains("webhook: "), "the error is listed: {out}");
     let (ok, out, _) = cart(&db, &["events", "--state", "pending"]);
     assert!(ok);
-    assert!(out.contains("0 event(s) shown"), "{out}");
+    assert!(out.contains("1 event(s) shown"), "{out}");
+    assert!(
+        out.contains(&ids[1]),
+        "the first cart's second event waits: {out}"
+    );
 
     let (ok, out, err) = cart(&db, &["events", "retry", "--id", &ids[0]]);
     assert!(ok, "{err}");
@@ -524,7 +529,7 @@ fn events_list_park_and_retry() {
     let (ok, out, _) = cart(&db, &["events", "retry", "--all"]);
     assert!(ok);
     assert!(
-        out.starts_with("Put 2 parked event(s) back in line"),
+        out.starts_with("Put 1 parked event(s) back in line"),
         "{out}"
     );
     let (ok, out, _) = cart(&db, &["events"]);

@@ -104,6 +104,18 @@ async fn orders(url: &str) -> i64 {
     }
 }
 
+/// The orders once the shop's relay has written `expected` (it writes them from the outbox,
+/// just after the checkout), or after 10 s; read again a moment later, so one too many
+/// would show.
+async fn orders_once(url: &str, expected: i64) -> i64 {
+    let started = std::time::Instant::now();
+    while orders(url).await < expected && started.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    orders(url).await
+}
+
 async fn books(visitor: &mut Client, addr: SocketAddr) -> i64 {
     let cart = visitor
         .get_json(addr, "/cart")
@@ -133,7 +145,7 @@ async fn a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order(d
     assert_eq!(again.status, 200);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body, first.body, "the stored confirmation");
-    assert_eq!(orders(db).await, 1);
+    assert_eq!(orders_once(db, 1).await, 1);
 
     // The key names that checkout: with another request it is refused.
     let reused = keyed(&mut visitor, addr, "/cart/add/book/1", "pay-1", true).await;
@@ -149,7 +161,7 @@ async fn a_keyed_checkout_repeated_shows_its_confirmation_and_places_one_order(d
     let theirs = keyed(&mut other, addr, "/checkout", "pay-1", false).await;
     assert_eq!(theirs.status, 200, "{}", theirs.body);
     assert_eq!(theirs.header("idempotent-replayed"), None);
-    assert_eq!(orders(db).await, 2);
+    assert_eq!(orders_once(db, 2).await, 2);
 }
 
 async fn a_hundred_concurrent_adds_with_one_key_add_once_through_the_shop(db: &str) {
