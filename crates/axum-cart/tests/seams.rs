@@ -36,6 +36,7 @@ backend_tests!(
     a_repeated_checkout_gets_the_order_back,
     logging_in_never_hands_one_users_cart_to_another,
     a_login_merge_keeps_lines_the_catalogue_does_not_know,
+    clients_that_hang_up_mid_write_leave_every_later_write_working,
 );
 
 // ---- the app ------------------------------------------------------------------------------
@@ -839,4 +840,53 @@ async fn mysql_refusing_connections_is_unavailable() {
         .await;
     assert!(matches!(&err, CartError::Unavailable(_)), "{err:?}");
     assert_eq!(axum_cart::http_status(&err).as_u16(), 503, "{err:?}");
+}
+
+/// Clients that hang up while their change is being written (wrk stopping, a browser tab
+/// closed): hyper then drops the request's future wherever it is, the `BEGIN` of its
+/// transaction included. sqlx's `begin` is not cancel-safe: a future dropped during that
+/// round trip handed the connection back to the pool inside a transaction nothing ended,
+/// and on SQLite's one writer every later write failed (`attempted to call begin_with at
+/// non-zero transaction depth`, 500) until the process restarted.
+async fn clients_that_hang_up_mid_write_leave_every_later_write_working(h: Harness) {
+    let carts = carts(&h);
+    let app = app(&carts, Adapter::TowerSessions, &FlakyStore::default());
+    let visitor = Visitor::new(&app, "hangs-up");
+    assert_eq!(visitor.add("/cart/add/book/1", 1).await.status, 200);
+    let cookie = visitor.cookie();
+    // Requests cut off after 0 µs to 3 ms, many at once, in waves: some of them in every
+    // step of the add (the `BEGIN`, the upsert, the event, the `COMMIT`).
+    for wave in 0..60u64 {
+        let mut cut = Vec::new();
+        for i in 0..8u64 {
+            let app = app.clone();
+            let cookie = cookie.clone();
+            cut.push(tokio::spawn(async move {
+                let req = Request::post("/cart/add/book/2")
+                    .header(header::COOKIE, cookie)
+                    .header(header::ACCEPT, "application/json")
+                    .body(Body::empty())
+                    .expect("request");
+                let after = Duration::from_micros((wave * 8 + i) * 50 % 3000);
+                let _ = tokio::time::timeout(after, app.oneshot(req)).await;
+            }));
+        }
+        for c in cut {
+            c.await.expect("task");
+        }
+    }
+    // Every write after them works: the same visitor, a new one, a checkout.
+    let later = visitor.add("/cart/add/book/3", 1).await;
+    assert_eq!(later.status, 200, "{}: {}", h.backend, later.body);
+    let other = Visitor::new(&app, "after");
+    let first = other.add("/cart/add/book/1", 2).await;
+    assert_eq!(first.status, 200, "{}: {}", h.backend, first.body);
+    let order = visitor.send("POST", "/cart/checkout", None).await;
+    assert_eq!(
+        order.status,
+        StatusCode::OK,
+        "{}: {}",
+        h.backend,
+        order.body
+    );
 }

@@ -171,10 +171,7 @@ impl<D: Dialect> Backend for SqlBackend<D> {
         // Rows are locked in one order everywhere (the target, the others by id, then the
         // discount) so concurrent writes queue instead of deadlocking. SQLite's
         // BEGIN IMMEDIATE takes the write lock of the whole database up front instead.
-        let mut tx = match D::SQL.begin {
-            Some(begin) => self.writer()?.begin_with(begin).await?,
-            None => self.writer()?.begin().await?,
-        };
+        let mut tx = super::locked::begin(self).await?;
         let Some(target_snap) = read_locked::<D>(&mut tx, target, lock_discount).await? else {
             return Ok(WriteOutcome::Gone(target));
         };
@@ -393,7 +390,7 @@ impl<D: Dialect> Backend for SqlBackend<D> {
         // count is the deleted row's own; refused, it rolls the detaching back. Checked-out
         // carts keep the code, which refuses the delete.
         let in_use = discount_in_use(&D::SQL);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::locked::begin_on(&self.pool, None).await?;
         Stmt::<D>::new(format!(
             "UPDATE cart_carts SET discount_id = NULL, version = version + 1 WHERE discount_id \
              IN (SELECT id FROM cart_discounts WHERE code = ?) AND {}",

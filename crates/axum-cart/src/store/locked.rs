@@ -91,14 +91,33 @@ pub(crate) async fn upsert_add<D: Dialect>(
     }
 }
 
-/// A transaction on the writer, begun the backend's way (SQLite: `BEGIN IMMEDIATE`).
+/// A transaction on the writer, begun the backend's way (SQLite: `BEGIN IMMEDIATE`), safe
+/// to cancel (see [`begin_on`]).
 pub(crate) async fn begin<D: Dialect>(
     store: &SqlBackend<D>,
 ) -> Result<sqlx::Transaction<'static, D>, sqlx::Error> {
-    match D::SQL.begin {
-        Some(begin) => store.writer()?.begin_with(begin).await,
-        None => store.writer()?.begin().await,
-    }
+    begin_on(store.writer()?, D::SQL.begin).await
+}
+
+/// A transaction on `pool` (begun with `statement`, or the driver's `BEGIN`) in a task of
+/// its own. sqlx's `begin` is not cancel-safe: a future dropped during the `BEGIN` round
+/// trip (a client hanging up, a timeout) hands the connection back to the pool inside a
+/// transaction nothing ends; on SQLite's one writer every later write then failed. Here
+/// the task runs to the end whatever happens to the caller, and a transaction nobody
+/// takes is dropped, so it rolls back.
+pub(crate) async fn begin_on<D: Dialect>(
+    pool: &sqlx::Pool<D>,
+    statement: Option<&'static str>,
+) -> Result<sqlx::Transaction<'static, D>, sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        match statement {
+            Some(begin) => pool.begin_with(begin).await,
+            None => pool.begin().await,
+        }
+    })
+    .await
+    .map_err(|_| sqlx::Error::WorkerCrashed)?
 }
 
 /// Writes the `item_added` event of a one-statement add in its transaction: the line at

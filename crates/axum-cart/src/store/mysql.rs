@@ -94,11 +94,30 @@ impl Dialect for MySql {
         line: &Line,
         max: AddLimits,
     ) -> Result<AddOutcome, CartError> {
+        // In a task of its own, so that a caller dropped half-way (a client hanging up)
+        // cannot leave the connection inside a transaction: sqlx's `begin` is not
+        // cancel-safe (see `locked::begin_on`).
+        let pool = store.writer()?.clone();
+        let line = line.clone();
+        tokio::spawn(async move { add_in_one_transaction(&pool, cart, &line, max).await })
+            .await
+            .map_err(|_| CartError::from(sqlx::Error::WorkerCrashed))?
+    }
+}
+
+/// The add and its event in one transaction.
+async fn add_in_one_transaction(
+    pool: &sqlx::Pool<MySql>,
+    cart: CartId,
+    line: &Line,
+    max: AddLimits,
+) -> Result<AddOutcome, CartError> {
+    {
         let stored = Stored::of(line);
         // The add and its event in one transaction, at READ COMMITTED: the upsert and the
         // guard's reads then take no gap locks, which under REPEATABLE READ reach into the
         // neighbouring carts' lines and deadlock concurrent adds held open for the event.
-        let mut conn = store.writer()?.acquire().await?;
+        let mut conn = pool.acquire().await?;
         Stmt::<MySql>::new("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .run(&mut conn)
             .await?;

@@ -86,10 +86,7 @@ pub(crate) async fn claim<D: Dialect>(
     limit: i64,
 ) -> Result<Vec<Claimed>, CartError> {
     let now = now_epoch();
-    let mut tx = match D::SQL.begin {
-        Some(begin) => store.writer()?.begin_with(begin).await?,
-        None => store.writer()?.begin().await?,
-    };
+    let mut tx = super::locked::begin(store).await?;
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM cart_outbox o \
          WHERE o.lane = ? AND o.state = 0 AND o.next_attempt_at <= ? AND o.lease_until <= ? \
@@ -293,10 +290,7 @@ pub(crate) async fn abandon_idle<D: Dialect>(
     let mut written = 0u64;
     for row in &candidates {
         let id = CartId::from_db(row.int(0)?);
-        let mut tx = match D::SQL.begin {
-            Some(begin) => store.writer()?.begin_with(begin).await?,
-            None => store.writer()?.begin().await?,
-        };
+        let mut tx = super::locked::begin(store).await?;
         let Some(snap) = super::locked::read_locked::<D>(&mut tx, id, false).await? else {
             continue;
         };
